@@ -1,0 +1,119 @@
+"""Tests for replication/nets.py: U2Net parameter counts and shapes (SPEC §3, §3.1), small nets,
+registry.
+
+Large models are built on the meta device (no memory, no init, no compute) where only parameter
+counts and output shapes are checked; real CPU forward passes use small inputs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from replication.nets import MLP, RSU, NETS, SmallUNet, U2Net, build_net
+
+
+def count_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# U2Net (SPEC §3, §3.1).
+
+
+@pytest.mark.parametrize(
+    "channels, width_factor, expected",
+    [(24, 2, 112_856_784), (16, 1, 28_259_552)],  # CIFAR-10/FFHQ-256 (M=8, C=3); MNIST (M=16, C=1)
+)
+def test_u2net_param_count(channels, width_factor, expected):
+    with torch.device("meta"):
+        net = U2Net(channels, channels, width_factor)
+    assert count_params(net) == expected
+
+
+def test_u2net_param_count_on_cpu_matches_meta():
+    net = U2Net(16, 16, width_factor=1)
+    assert count_params(net) == 28_259_552
+    assert all(p.device.type == "cpu" for p in net.parameters())
+
+
+def test_u2net_has_no_batchnorm_and_biased_convs():
+    with torch.device("meta"):
+        net = U2Net(16, 16, width_factor=1)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)
+
+
+@pytest.mark.parametrize("size", [28, 32, 256])
+def test_u2net_shape_meta(size):
+    """Shape at the paper's resolutions with the paper's width (meta device: no compute)."""
+    with torch.device("meta"):
+        net = U2Net(24, 24, width_factor=2)
+        y = torch.empty(1, 24, size, size)
+        assert net(y).shape == (1, 24, size, size)
+
+
+def test_u2net_forward_cpu_mnist():
+    """Real forward + backward on MNIST-sized input (28 -> 14 -> 7 -> 4 -> 2), width factor 1."""
+    torch.manual_seed(0)
+    net = U2Net(16, 16, width_factor=1)
+    y = torch.randn(2, 16, 28, 28)
+    out = net(y)
+    assert out.shape == y.shape
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("size", [(32, 32), (27, 31), (5, 3), (1, 1)])
+def test_u2net_forward_cpu_odd_sizes(size):
+    net = U2Net(3, 5, width_factor=1)
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, *size))
+    assert out.shape == (1, 5, *size)
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 5, 6])
+def test_rsu_shape(L):
+    block = RSU(L, 3, 4, 6)
+    assert block(torch.randn(2, 3, 13, 10)).shape == (2, 6, 13, 10)
+
+
+# Small nets.
+
+
+def test_small_unet_param_count_in_range():
+    assert 300_000 <= count_params(SmallUNet(1, 1, width=32)) <= 1_000_000
+
+
+@pytest.mark.parametrize("size", [(28, 28), (32, 32), (27, 29), (7, 5), (1, 1)])
+def test_small_unet_shape(size):
+    net = SmallUNet(4, 4)
+    y = torch.randn(2, 4, *size)
+    out = net(y)
+    assert out.shape == y.shape
+    out.sum().backward()
+
+
+def test_mlp_shape():
+    net = MLP(8, 6, hidden=32, depth=2)
+    assert net(torch.randn(5, 8)).shape == (5, 6)
+    assert sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 3
+
+
+# Registry.
+
+
+def test_build_net_dispatch():
+    assert isinstance(build_net("small_unet", 2, 2, width=8), SmallUNet)
+    assert isinstance(build_net("mlp", 4, 4, hidden=16), MLP)
+    with torch.device("meta"):
+        assert count_params(build_net("u2net", 24, 24, width_factor=2)) == 112_856_784
+
+
+def test_build_net_unknown_name_lists_known():
+    with pytest.raises(ValueError) as err:
+        build_net("resnet", 1, 1)
+    for name in NETS:
+        assert name in str(err.value)
+    assert set(NETS) == {"u2net", "small_unet", "mlp"}
