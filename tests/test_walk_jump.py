@@ -1,0 +1,144 @@
+"""The walk: exact stationary moments on a Gaussian, divergence reporting, mode weights, bit-exact resume."""
+
+import math
+
+import pytest
+import torch
+
+from replication.mnm import GaussianMixture, GaussianMNM
+from replication.storage import load_checked, save_checked
+from replication.walk_jump import ChainDiverged, ChainState, init_chains, jump, walk
+
+
+def gaussian_moments(s, delta, gamma, u, scheme="aboba", chains=4000, burn=300, steps=1500):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(chains, 1, 1, generator=g, dtype=torch.float64) * s
+    v = torch.zeros_like(y)
+    score = lambda y: -y / s**2
+    y, v = walk(score, y, v, steps=burn, delta=delta, gamma=gamma, u=u, generator=g, scheme=scheme)
+    ys, vs = [], []
+    for _ in range(steps // 10):
+        y, v = walk(score, y, v, steps=10, delta=delta, gamma=gamma, u=u, generator=g, scheme=scheme)
+        ys.append(y.flatten())
+        vs.append(v.flatten())
+    return torch.cat(ys).var().item(), torch.cat(vs).var().item()
+
+
+@pytest.mark.parametrize("s,delta,gamma,u", [(1.0, 0.5, 0.5, 1.0), (1.0, 1.0, 0.5, 1.0), (4.0, 2.0, 0.5, 1.0), (1.0, 0.5, 1.0, 2.0)])
+def test_aboba_stationary_moments_on_gaussian(s, delta, gamma, u):
+    """SPEC §2.7: Var(y) = s^2 exactly, Var(v) = u / (1 - u delta^2 / (4 s^2))."""
+    var_y, var_v = gaussian_moments(s, delta, gamma, u)
+    assert var_y == pytest.approx(s**2, rel=0.03)
+    assert var_v == pytest.approx(u / (1 - u * delta**2 / (4 * s**2)), rel=0.03)
+
+
+def cheng_stationary_covariance(s, delta, gamma, u):
+    """Fixed point of S = A S A^T + Q for the frozen-gradient linear SDE step of SPEC §2.3 on N(0, s^2)."""
+    z1, z2 = math.exp(-gamma * delta), math.exp(-2 * gamma * delta)
+    c = (1 - z1) / gamma
+    A = torch.tensor([[1 - u / gamma * (delta - c) / s**2, c], [-u * c / s**2, z1]], dtype=torch.float64)
+    var_y = u / gamma * (2 * delta - 4 * c + (1 - z2) / gamma)
+    cov = u / gamma * (1 - 2 * z1 + z2)
+    Q = torch.tensor([[var_y, cov], [cov, u * (1 - z2)]], dtype=torch.float64)
+    S = torch.zeros(2, 2, dtype=torch.float64)
+    for _ in range(5000):
+        S = A @ S @ A.T + Q
+    return S
+
+
+@pytest.mark.parametrize("delta", [0.25, 0.5])
+def test_cheng_discretization_matches_its_exact_stationary_covariance(delta):
+    """Cheng et al. is first order: its stationary Var(y) is biased (1.33 s^2 at delta = s/4), and the sampler
+    must reproduce exactly that bias, which shrinks as delta -> 0."""
+    S = cheng_stationary_covariance(1.0, delta, 0.5, 1.0)
+    var_y, var_v = gaussian_moments(1.0, delta, 0.5, 1.0, scheme="cheng")
+    assert var_y == pytest.approx(S[0, 0].item(), rel=0.04)
+    assert var_v == pytest.approx(S[1, 1].item(), rel=0.04)
+    assert cheng_stationary_covariance(1.0, 0.01, 0.5, 1.0)[0, 0] == pytest.approx(1.0, rel=0.02)
+
+
+def test_step_past_stability_raises_with_step_number():
+    """delta > 2 s / sqrt(u) diverges: a ChainDiverged naming the step, never NaN output."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.ones(2, 1, 3)
+    with pytest.raises(ChainDiverged) as info:
+        walk(lambda y: -y, y, torch.zeros_like(y), steps=10_000, delta=2.2, gamma=0.5, u=1.0, generator=g, start_step=100)
+    assert 100 < info.value.step < 10_100
+    assert "step" in str(info.value) and "delta" in str(info.value)
+
+
+def test_bad_parameters_are_refused():
+    y = torch.zeros(1, 1, 1)
+    with pytest.raises(ValueError, match="delta"):
+        walk(lambda y: -y, y, y, steps=1, delta=0.0, gamma=0.5, generator=torch.Generator())
+    with pytest.raises(ValueError, match="scheme"):
+        walk(lambda y: -y, y, y, steps=1, delta=0.5, gamma=0.5, generator=torch.Generator(), scheme="baoab")
+
+
+def test_exact_score_chain_visits_every_mode_with_the_right_weights():
+    """Chains on the exact M-density of a 2-D mixture: E_y[p(k|y)] = w_k, and jumps land on every mode."""
+    prior = GaussianMixture(torch.tensor([[-1.2, -1.2], [1.2, -1.2], [-1.2, 1.2], [1.2, 1.2]]),
+                            torch.full((4,), 0.2), torch.tensor([0.4, 0.3, 0.2, 0.1]))
+    mnm = GaussianMNM(1.0, 2)
+    g = torch.Generator().manual_seed(2)
+    y, v = init_chains(64, 2, (2,), 1.0, g, dtype=torch.float64)
+    score = lambda y: prior.score(y, mnm)
+    y, v = walk(score, y, v, steps=200, delta=0.5, gamma=0.5, generator=g)
+    resp, nearest = [], []
+    single = None
+    for _ in range(300):
+        y, v = walk(score, y, v, steps=5, delta=0.5, gamma=0.5, generator=g)
+        resp.append(prior.responsibilities(y, mnm))
+        x_hat = jump(lambda y: prior.x_hat(y, mnm)[:, None].expand_as(y), y)
+        k = torch.cdist(x_hat, prior.means).argmin(1)
+        nearest.append(k)
+    resp, nearest = torch.stack(resp), torch.stack(nearest)
+    torch.testing.assert_close(resp.mean((0, 1)), prior.weights, atol=0.03, rtol=0)
+    freq = torch.bincount(nearest.flatten(), minlength=4).double() / nearest.numel()
+    torch.testing.assert_close(freq, prior.weights, atol=0.04, rtol=0)
+    assert set(nearest[:, 0].tolist()) == {0, 1, 2, 3}  # a single chain visits every mode
+
+
+@pytest.mark.parametrize("per_chain", [False, True])
+def test_save_restore_continue_is_bit_exact(tmp_path, per_chain):
+    net = torch.nn.Sequential(torch.nn.Flatten(1), torch.nn.Linear(12, 12), torch.nn.Tanh(), torch.nn.Linear(12, 12))
+    torch.manual_seed(0)
+    score = lambda y: (net(y).reshape(y.shape) - y) / 0.5**2
+
+    def gens():
+        return [torch.Generator().manual_seed(10 + i) for i in range(3)] if per_chain else torch.Generator().manual_seed(9)
+
+    with torch.no_grad():
+        g = gens()
+        y0, v0 = init_chains(3, 4, (3,), 0.5, g)
+        y_full, v_full = walk(score, y0, v0, steps=50, delta=0.25, gamma=0.5, generator=g)
+
+        g = gens()
+        y, v = init_chains(3, 4, (3,), 0.5, g)
+        y, v = walk(score, y, v, steps=20, delta=0.25, gamma=0.5, generator=g)
+        save_checked(ChainState.capture(y, v, 20, g).to_dict(), tmp_path / "state.pt")
+        del y, v, g
+
+        g = gens()  # fresh generators, as a new process would have
+        state = ChainState.from_dict(load_checked(tmp_path / "state.pt"))
+        y, v = state.restore(g)
+        y, v = walk(score, y, v, steps=30, delta=0.25, gamma=0.5, generator=g, start_step=state.step)
+    assert torch.equal(y, y_full) and torch.equal(v, v_full)
+
+
+def test_per_chain_generators_make_a_chain_independent_of_its_batch():
+    score = lambda y: -y
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+    y, v = init_chains(3, 2, (5,), 1.0, gens)
+    y3, _ = walk(score, y, v, steps=10, delta=0.5, gamma=0.5, generator=gens)
+    g1 = [torch.Generator().manual_seed(2)]
+    y1, v1 = init_chains(1, 2, (5,), 1.0, g1)
+    y1, _ = walk(score, y1, v1, steps=10, delta=0.5, gamma=0.5, generator=g1)
+    assert torch.equal(y3[1], y1[0])
+
+
+def test_init_replicates_one_uniform_image_across_measurements():
+    g = torch.Generator().manual_seed(0)
+    y, v = init_chains(2, 8, (1, 4, 4), 1e-6, g)
+    assert y.shape == (2, 8, 1, 4, 4) and not v.any()
+    assert (y - y[:, :1]).abs().max() < 1e-4 and 0 <= y.min() and y.max() <= 1
