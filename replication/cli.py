@@ -1,0 +1,199 @@
+"""`python replicate.py`: plan and run the stages a table needs, skipping what is done, resuming the rest.
+
+Examples:
+  python replicate.py --table fashion-mnist --profile quick          # the CPU quickstart
+  python replicate.py --table cifar10 --profile paper --dry-run      # print the plan
+  python replicate.py --table cifar10 --profile paper --launcher slurm --cluster example-gpu
+  python replicate.py --table cifar10 --status                       # what is done / running / failed
+  python replicate.py --report                                       # REPORT.md from results/records
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import experiments
+from .pipeline import REPO_ROOT, STAGE_CLASSES, STAGES, reset_stage, run_dir, stage_status
+
+LAUNCHERS = ("inline", "debug", "local", "slurm")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="replicate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", help=f"one of: {', '.join(experiments.TABLES)}")
+    p.add_argument("--profile", default="quick", help="paper (GPU, exact settings) | quick (CPU, minutes) | smoke (seconds); default quick")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a setting, e.g. --set model.sigma=0.5 --set chain.steps=100000")
+    p.add_argument("--only", help="comma-separated experiment ids of the table")
+    p.add_argument("--launcher", default="inline", choices=LAUNCHERS)
+    p.add_argument("--cluster", default=None, help="SLURM cluster profile in slurm/ (e.g. local, example-gpu)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: data/ or $REPLICATION_DATA)")
+    p.add_argument("--results", default=str(REPO_ROOT / "results"), help="results folder (runs/ inside is git-ignored)")
+    p.add_argument("--force", action="append", default=[], choices=STAGES, help="redo this stage and the ones after it")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
+    p.add_argument("--status", action="store_true", help="print what is done, running or failed")
+    p.add_argument("--cancel", action="store_true", help="cancel the table's queued/running jobs")
+    p.add_argument("--wait", action="store_true", help="slurm: wait for the submitted jobs, then write the report")
+    p.add_argument("--report", action="store_true", help="regenerate results/tables and REPORT.md from results/records")
+    p.add_argument("--stage-assets", action="store_true", help="download clean-fid's Inception weights and statistics (needs internet)")
+    p.add_argument("--assets", default=None, help="assets folder (default assets/ or $REPLICATION_ASSETS)")
+    p.add_argument("--download", metavar="DATASET", help="download a dataset with torchvision (users' machines)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def select(args: argparse.Namespace) -> list[experiments.Experiment]:
+    if not args.table:
+        raise ValueError(f"--table is required; known tables: {', '.join(experiments.TABLES)}")
+    exps = experiments.resolve(args.table, args.profile, _overrides(args.overrides))
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {e.id for e in exps}
+        if unknown:
+            raise ValueError(f"--only: no experiment {sorted(unknown)} in table {args.table}; known: {[e.id for e in exps]}")
+        exps = [e for e in exps if e.id in wanted]
+    return exps
+
+
+def print_status(exps, results: Path) -> None:
+    from .launch import job_states
+
+    for e in exps:
+        print(f"{e.id} [{e.profile}] {run_dir(e, results)}")
+        if not e.implemented:
+            print(f"  not implemented yet: {e.notes}")
+            continue
+        jobs = job_states(run_dir(e, results)) if run_dir(e, results).exists() else {}
+        for s in STAGES:
+            line = f"  {s:7s} {stage_status(e, s, results)}"
+            if s in jobs:
+                j = jobs[s]
+                line += f"  (job {j.job_id} via {j.launcher}: {j.state}{'; log ' + j.log if j.log and j.state == 'failed' else ''})"
+            print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    results = Path(args.results).absolute()
+    if args.report:
+        from .report import write_report, write_tables
+
+        write_tables(results / "records", results / "tables")
+        print(f"wrote {write_report(results / 'records', REPO_ROOT / 'REPORT.md', repo_root=REPO_ROOT)}")
+        return 0
+    if args.stage_assets:
+        from .assets import assets_dir, stage_assets
+
+        stage_assets(assets_dir(args.assets))
+        return 0
+    if args.download:
+        from .data import download
+
+        download(args.download, args.data_root)
+        return 0
+    exps = select(args)
+    if args.status:
+        print_status(exps, results)
+        return 0
+    if args.cancel:
+        from .launch import cancel_jobs
+
+        for e in exps:
+            if run_dir(e, results).exists():
+                print(f"{e.id}: cancelled {cancel_jobs(run_dir(e, results)) or 'nothing'}")
+        return 0
+    if args.assets:
+        os.environ["REPLICATION_ASSETS"] = str(Path(args.assets).absolute())
+
+    work = 0
+    for e in exps:
+        if not e.implemented:
+            print(f"skip {e.id}: not implemented yet ({e.notes})")
+            continue
+        for stage in args.force:
+            if not args.dry_run:
+                reset_stage(e, stage, results)
+        pending = [s for s in STAGES if stage_status(e, s, results) != "done"]
+        print(f"{e.id} [{e.profile}] sigma={e.model.sigma} M={e.model.M} chain={e.chain.steps:,} steps -> "
+              f"{e.n_samples:,} samples; run folder {run_dir(e, results)}")
+        if not pending:
+            print("  all stages done: nothing to do")
+            continue
+        for s in STAGES:
+            print(f"  {s:7s} {'done, skip' if s not in pending else stage_status(e, s, results) + ' -> run'}")
+        if args.dry_run:
+            continue
+        work += 1
+        run_dir(e, results).mkdir(parents=True, exist_ok=True)
+        from .storage import atomic_write_json
+
+        atomic_write_json(run_dir(e, results) / "experiment.json", e.to_dict())
+        if args.launcher == "slurm":
+            from .submit import submit_slurm
+
+            submit_slurm(e, pending, args, results)
+        else:
+            _run_stages(e, pending, args, results)
+    if args.dry_run:
+        return 0
+    if work == 0:
+        print("nothing to do: every stage of every experiment is done (use --force STAGE to redo one)")
+    if work and args.launcher != "slurm" or args.wait:
+        _report(results)
+    return 0
+
+
+def _run_stages(e, pending, args, results: Path) -> None:
+    from .launch import Resources, make_executor, record_job
+
+    for s in pending:
+        stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, args.device, not args.no_progress)
+        t0 = time.perf_counter()
+        if args.launcher == "inline":
+            stage()
+        else:
+            ex = make_executor(args.launcher, run_dir(e, results) / "submitit",
+                               Resources(name=f"{e.id}-{s}", timeout_min=60 * 24, max_num_timeout=20), args.cluster)
+            job = ex.submit(stage)
+            record_job(run_dir(e, results), s, job)
+            print(f"  {s}: submitted job {job.job_id} via {args.launcher}; waiting", flush=True)
+            job.result()
+        print(f"  {s}: done in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _report(results: Path) -> None:
+    try:
+        from .report import write_report, write_tables
+    except ImportError:
+        return
+    if (results / "records").exists():
+        write_tables(results / "records", results / "tables")
+        write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",
+                     repo_root=REPO_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from .data import DatasetMissing
+    from .training import ConfigMismatch
+    from .walk_jump import ChainDiverged
+
+    try:
+        return run(args)
+    except (ValueError, DatasetMissing, NotImplementedError, ChainDiverged, ConfigMismatch, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

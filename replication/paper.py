@@ -1,0 +1,44 @@
+"""The one registry of numbers the paper (and its follow-up) report. Nothing else in the suite types a paper number.
+
+Sources (see ../shared/paper/SPEC.md §0, §4):
+  poster  S. Saremi, R. K. Srivastava, "Multimeasurement Generative Models", ICLR 2022 poster.
+  USSF    S. Saremi, R. K. Srivastava, F. Bach, "Universal Smoothed Score Functions for Generative Modeling",
+          arXiv 2303.11669 (abstract) -- a follow-up, shown as a reference row only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    table: str
+    row: str  # the experiment id in experiments.py this number is compared with ("" = reference row only)
+    metric: str
+    value: float
+    source: str
+    setting: str
+    verified_setting: bool  # False where SPEC marks the (sigma, M, model) behind the number as unverified
+
+
+PAPER_NUMBERS: tuple[PaperNumber, ...] = (
+    PaperNumber("cifar10", "cifar10-mdae-1x8", "FID", 43.95, "ICLR 2022 poster (CIFAR-10 panel)",
+                "one MCMC chain of 1,000,000 steps, 50,000 samples; (sigma=1, M=8) MDAE assumed from the released "
+                "config [SPEC §4.2, U?]", False),
+    PaperNumber("cifar10", "", "FID", 21.74, "ICLR 2022 poster (CIFAR-10 panel)",
+                "'by increasing M and improved training (work in progress)'; sigma, M and architecture not given", False),
+    PaperNumber("cifar10", "", "FID", 14.15, "USSF, arXiv 2303.11669 abstract (follow-up paper)",
+                "single noise level, long-run chains; (sigma, M) not given", False),
+)
+
+PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
+    ("mnist", "Stable chains with 1 million steps on MNIST and CIFAR-10.", "ICLR 2022 poster"),
+    ("cifar10", "Stable chains with 1 million steps on MNIST and CIFAR-10.", "ICLR 2022 poster"),
+    ("ffhq256", "First unconditional MCMC-based generative model on FFHQ-256 (sigma=4, M=8); only 10 steps per image "
+                "in the visualised chain, starting from noise.", "ICLR 2022 poster"),
+)
+
+
+def numbers_for(table: str) -> list[PaperNumber]:
+    return [n for n in PAPER_NUMBERS if n.table == table]

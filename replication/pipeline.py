@@ -1,0 +1,292 @@
+"""Stages with on-disk contracts: train -> chain -> export -> score (-> report, table-wide).
+
+A run lives in `results/runs/<table>/<experiment>-<profile>-<hash8>/` (git-ignored; the hash covers the
+whole config, so a changed config gets a new folder). Each stage writes into its own sub-folder and
+marks itself done last with `DONE.json` = {key, summary, provenance}; a stage is done iff DONE.json exists
+and its key matches the stage's inputs. Finished stages are skipped, interrupted ones resume from their
+own checkpoints. The stage objects are small and picklable, so the same objects run inline, through
+submitit's local executor or on SLURM. The score stage publishes a small record to `results/records/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import submitit
+import torch
+
+from .chain import ChainJob, read_shards
+from .experiments import Experiment, from_dict
+from .storage import atomic_write_json, read_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("train", "chain", "export", "score")
+
+
+# -------------------------------------------------------------------------------------------------
+# Where things live.
+
+
+def runs_root(results: Path | None = None) -> Path:
+    return (results or REPO_ROOT / "results") / "runs"
+
+
+def run_dir(e: Experiment, results: Path | None = None) -> Path:
+    return runs_root(results) / e.table / e.run_name
+
+
+def stage_key(e: Experiment, stage: str) -> str:
+    sections = {"train": ("dataset", "model", "train"), "chain": ("dataset", "model", "train", "chain"),
+                "export": ("dataset", "model", "train", "chain"), "score": ("dataset", "model", "train", "chain", "score")}
+    return e.key(*sections[stage])
+
+
+def stage_status(e: Experiment, stage: str, results: Path | None = None) -> str:
+    """done | partial (started, resumable) | failed | pending."""
+    d = run_dir(e, results) / stage
+    done = d / "DONE.json"
+    if done.exists() and read_json(done).get("key") == stage_key(e, stage):
+        return "done"
+    if (d / "FAILED.json").exists():
+        return "failed"
+    if d.exists() and any(d.iterdir()):
+        return "partial"
+    return "pending"
+
+
+def provenance(device: str = "cpu") -> dict:
+    """Code version, hardware and versions recorded next to every result."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        hardware = f"GPU: {torch.cuda.get_device_name(0)}"
+    else:
+        cpu = platform.processor() or platform.machine()
+        try:
+            cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        hardware = f"CPU: {cpu} ({torch.get_num_threads()} threads)"
+    return {"git_sha": git("rev-parse", "HEAD") or "unknown", "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "hostname": socket.gethostname(), "hardware": hardware, "device": device, "torch": torch.__version__,
+            "python": platform.python_version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _mark_done(d: Path, key: str, summary: dict, device: str) -> dict:
+    out = {"key": key, "summary": summary, "provenance": provenance(device)}
+    atomic_write_json(d / "DONE.json", out)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# Data.
+
+
+def load_training_data(e: Experiment, data_root: str | None) -> torch.Tensor:
+    """Training data as float in [0, 1] (N, C, H, W), or toy points (N, d)."""
+    if e.dataset.startswith("toy:"):
+        from .data import toy_mixture
+        from .mnm import GaussianMixture
+
+        mix = toy_mixture(e.dataset.split(":", 1)[1])
+        x, _ = GaussianMixture(mix.means, mix.stds, mix.weights).sample(50_000, torch.Generator().manual_seed(e.train.seed))
+        return x.float()
+    from .data import load_images, to_unit
+
+    images, _ = load_images(e.dataset, data_root, split="train")
+    return to_unit(images)
+
+
+# -------------------------------------------------------------------------------------------------
+# Stages.
+
+
+class Stage(submitit.helpers.Checkpointable):
+    """Base: a picklable callable holding the experiment dict and paths only."""
+
+    name = ""
+
+    def __init__(self, exp: dict, results: str, data_root: str | None = None, device: str = "cpu", progress: bool = True):
+        self.exp, self.results, self.data_root, self.device, self.progress = exp, results, data_root, device, progress
+
+    @property
+    def e(self) -> Experiment:
+        return from_dict(self.exp)
+
+    @property
+    def dir(self) -> Path:
+        return run_dir(self.e, Path(self.results)) / self.name
+
+    def checkpoint(self, *args, **kwargs):
+        return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.results, self.data_root, self.device, self.progress))
+
+    def done_record(self) -> dict | None:
+        p = self.dir / "DONE.json"
+        if p.exists():
+            rec = read_json(p)
+            if rec.get("key") == stage_key(self.e, self.name):
+                return rec
+        return None
+
+
+class TrainStage(Stage):
+    name = "train"
+
+    def __call__(self, stop_after: int | None = None) -> dict:
+        from .schemes import build_model, save_model
+        from .training import TrainConfig, train
+
+        if (rec := self.done_record()) is not None:
+            return rec
+        e = self.e
+        if not e.implemented:
+            raise NotImplementedError(f"{e.id}: {e.notes}")
+        data = load_training_data(e, self.data_root)
+        torch.manual_seed(e.train.seed)  # initial weights
+        scheme = build_model(e.model, e.image_shape).to(self.device)
+        t = e.train
+        cfg = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed, hflip=t.hflip,
+                          ema_decay=t.ema_decay, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
+                          ckpt_every=t.ckpt_every)
+        key = stage_key(e, "train")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        out = train(scheme, data.to(self.device), cfg, self.dir, key=key, progress=self.progress, stop_after=stop_after)
+        if out["steps"] < t.steps:
+            return {"stopped_at": out["steps"]}
+        save_model(self.dir / "model.pt", scheme, e.to_dict()["model"], key, ema=out["ema"])
+        summary = {"steps": out["steps"], "wall_s": out["wall_s"], "final_loss": out["final_loss"],
+                   "history": out["history"], "n_params": sum(p.numel() for p in scheme.parameters())}
+        return _mark_done(self.dir, key, summary, self.device)
+
+
+class ChainStage(Stage):
+    name = "chain"
+
+    def __call__(self, stop_after: int | None = None) -> dict:
+        if (rec := self.done_record()) is not None:
+            return rec
+        e = self.e
+        rd = run_dir(e, Path(self.results))
+        classifier = classifier_path(e, Path(self.results)) if e.score.classifier else None
+        if classifier is not None and not classifier.exists():
+            ClassifierStage(self.exp, self.results, self.data_root, self.device, self.progress)()
+        job = ChainJob(self.exp, str(rd / "train" / "model.pt"), str(self.dir / "run"),
+                       str(classifier) if classifier else None, self.device, self.progress, stop_after)
+        summary = job()
+        if "stopped_at" in summary:
+            return summary
+        return _mark_done(self.dir, stage_key(e, "chain"), summary, self.device)
+
+
+class ExportStage(Stage):
+    """Jumps -> uint8 PNGs in a dedicated folder for clean-fid (image data only)."""
+
+    name = "export"
+
+    def __call__(self) -> dict:
+        if (rec := self.done_record()) is not None:
+            return rec
+        from .fid import export_pngs
+
+        e = self.e
+        shards = run_dir(e, Path(self.results)) / "chain" / "run"
+        if len(e.image_shape) == 3:
+            images = read_shards(shards, ("images",))["images"]
+            images = images.reshape(-1, *images.shape[2:])
+            export_pngs(images, self.dir / "png", overwrite=True)
+            summary = {"n": int(len(images)), "folder": str(self.dir / "png")}
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            summary = {"n": 0, "folder": None, "note": "vector data: no PNG export"}
+        return _mark_done(self.dir, stage_key(e, "export"), summary, self.device)
+
+
+def classifier_path(e: Experiment, results: Path) -> Path:
+    return runs_root(results) / e.table / f"classifier-{e.dataset}" / "classifier.pt"
+
+
+class ClassifierStage(Stage):
+    """The suite's own classifier for labelled 28x28 data (offline metrics, chain class diagnostics)."""
+
+    name = "classifier"
+
+    def __call__(self) -> dict:
+        from .classifier import evaluate, save_classifier, train_classifier
+        from .data import load_images
+
+        e = self.e
+        path = classifier_path(e, Path(self.results))
+        if path.exists():
+            return {"path": str(path)}
+        x, y = load_images(e.dataset, self.data_root, "train")
+        xt, yt = load_images(e.dataset, self.data_root, "test")
+        fast = e.profile == "smoke"
+        t0 = time.perf_counter()
+        model = train_classifier(x[:5000] if fast else x, y[:5000] if fast else y, epochs=1 if fast else 3, seed=0)
+        acc = evaluate(model, xt, yt)
+        save_classifier(model, path, {"test_accuracy": acc, "dataset": e.dataset, "fast": fast,
+                                      "wall_s": time.perf_counter() - t0})
+        return {"path": str(path), "test_accuracy": acc}
+
+
+class ScoreStage(Stage):
+    name = "score"
+
+    def __call__(self) -> dict:
+        if (rec := self.done_record()) is not None:
+            return rec
+        from . import scoring
+
+        e = self.e
+        metrics, figures = scoring.score_run(e, run_dir(e, Path(self.results)), Path(self.results), self.data_root, self.device)
+        done = _mark_done(self.dir, stage_key(e, "score"), {"metrics": metrics, "figures": figures}, self.device)
+        publish_record(e, Path(self.results))
+        return done
+
+
+STAGE_CLASSES = {"train": TrainStage, "chain": ChainStage, "export": ExportStage, "score": ScoreStage}
+
+
+def publish_record(e: Experiment, results: Path) -> Path:
+    """The small, committed outcome of a run: config, provenance, train/chain summaries, metrics, figures."""
+    rd = run_dir(e, results)
+    train, chain, score = (read_json(rd / s / "DONE.json") for s in ("train", "chain", "score"))
+    hist = train["summary"]["history"]
+    stride = max(1, len(hist) // 200)
+    record = {
+        "run": e.run_name, "table": e.table, "experiment": e.id, "profile": e.profile, "config": e.to_dict(),
+        "provenance": score["provenance"] | {"train_hardware": train["provenance"]["hardware"],
+                                             "chain_hardware": chain["provenance"]["hardware"]},
+        "train": train["summary"] | {"history": hist[::stride]},
+        "chain": {k: v for k, v in chain["summary"].items() if k != "key"},
+        "metrics": score["summary"]["metrics"], "figures": score["summary"]["figures"],
+    }
+    path = results / "records" / f"{e.run_name}.json"
+    atomic_write_json(path, record)
+    return path
+
+
+def reset_stage(e: Experiment, stage: str, results: Path | None = None) -> None:
+    """--force: move the stage's folder (and every later stage's DONE marker) aside, never delete results."""
+    rd = run_dir(e, results)
+    later = STAGES[STAGES.index(stage):]
+    for s in later:
+        d = rd / s
+        if d.exists():
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            if s == stage:
+                d.rename(rd / f"{s}.replaced-{stamp}")
+            elif (d / "DONE.json").exists():
+                (d / "DONE.json").rename(d / f"DONE.replaced-{stamp}.json")
