@@ -1,0 +1,27 @@
+# Two commands set everything up on a fresh machine (each installs what it needs):
+#   make quickstart   CPU-sized replication on real data (Fashion-MNIST, quick profile), then REPORT.md
+#   make test         the test suite (starts the one-node SLURM of slurm/local-cluster.sh when it can)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: quickstart test data slurm
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+data:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or 'python replicate.py --download fashion-mnist'"; fi; }
+
+slurm:
+	@bash slurm/local-cluster.sh start || echo "SLURM not started: the tests marked 'slurm' will be skipped"
+
+quickstart: $(VENV)/.installed data
+	$(PY) replicate.py --table fashion-mnist --profile quick
+
+test: $(VENV)/.installed data slurm
+	$(PY) -m pytest -q -rs

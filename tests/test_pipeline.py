@@ -1,0 +1,102 @@
+"""replicate.py end to end at the smoke profile: inline and through submitit, idempotent, resumable, strict."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from replication.cli import main
+from replication.experiments import resolve
+from replication.pipeline import STAGES, run_dir, stage_status
+
+REPO = Path(__file__).resolve().parent.parent
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+
+
+def replicate(tmp_path, *args):
+    return main(["--results", str(tmp_path), "--no-progress", *args])
+
+
+def mtimes(root: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_toy_smoke_inline_then_second_run_does_nothing(tmp_path, capsys):
+    assert replicate(tmp_path, "--table", "toy", "--profile", "smoke") == 0
+    (e,) = resolve("toy", "smoke")
+    assert all(stage_status(e, s, tmp_path) == "done" for s in STAGES)
+    record = json.loads((tmp_path / "records" / f"{e.run_name}.json").read_text())
+    assert record["profile"] == "smoke" and record["provenance"]["git_sha"]
+    assert {m["metric"] for m in record["metrics"]} >= {"mode_weight_tv", "energy_distance"}
+    before = mtimes(tmp_path / "runs")
+    capsys.readouterr()
+    assert replicate(tmp_path, "--table", "toy", "--profile", "smoke") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert mtimes(tmp_path / "runs") == before
+
+
+@needs_fashion
+def test_fashion_mnist_smoke_inline(tmp_path):
+    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke") == 0
+    (e,) = resolve("fashion-mnist", "smoke")
+    record = json.loads((tmp_path / "records" / f"{e.run_name}.json").read_text())
+    names = {m["metric"] for m in record["metrics"]}
+    assert "FD_classifier" in names and any("NOT FID" in n for n in names)
+    fid = [m for m in record["metrics"] if m["metric"] == "FID"]
+    assert fid and all(m["status"] == "not computed" and "--stage-assets" in m["reason"] for m in fid)
+    assert (tmp_path / record["figures"]["grid"].removeprefix("results/")).exists()
+
+
+@pytest.mark.slow
+def test_toy_smoke_through_submitit_local_executor_equals_inline(tmp_path):
+    assert replicate(tmp_path / "local", "--table", "toy", "--profile", "smoke", "--launcher", "local") == 0
+    assert replicate(tmp_path / "inline", "--table", "toy", "--profile", "smoke") == 0
+    (e,) = resolve("toy", "smoke")
+    a = json.loads((tmp_path / "local" / "records" / f"{e.run_name}.json").read_text())
+    b = json.loads((tmp_path / "inline" / "records" / f"{e.run_name}.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["train"]["final_loss"] == b["train"]["final_loss"]
+    ledger = (run_dir(e, tmp_path / "local") / "jobs.jsonl").read_text()
+    assert all(f'"stage": "{s}"' in ledger for s in STAGES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,marker", [("train", "train/ckpt.pt"), ("chain", "chain/run/state")])
+def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
+    """SIGKILL the whole command once the stage has checkpointed; running it again finishes the table."""
+    sets = ["--set", "train.steps=400", "--set", "chain.steps=4000"]
+    (e,) = resolve("toy", "smoke", {"train.steps": "400", "chain.steps": "4000"})
+    cmd = [sys.executable, str(REPO / "replicate.py"), "--table", "toy", "--profile", "smoke", "--results", str(tmp_path),
+           "--no-progress", *sets]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    target = run_dir(e, tmp_path) / marker
+    deadline = time.time() + 120
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert stage_status(e, "score", tmp_path) != "done"
+    assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
+    assert all(stage_status(e, s, tmp_path) == "done" for s in STAGES)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--table", "imagenet"], "unknown table"),
+    (["--table", "toy", "--set", "model.depth=3"], "unknown setting"),
+    (["--table", "toy", "--set", "model.sigma=0"], "sigma must be > 0"),
+    (["--table", "toy", "--set", "model.sigma=-1"], "sigma must be > 0"),
+    (["--table", "toy", "--set", "model.M=0"], "M must be >= 1"),
+    (["--table", "toy", "--set", "sigma=1"], "section.key"),
+    (["--table", "cifar10", "--profile", "smoke", "--data-root", "EMPTY"], "replicate.py --download cifar10"),
+])
+def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, message):
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    assert replicate(tmp_path, *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not list(tmp_path.rglob("DONE.json"))
