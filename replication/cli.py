@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stage-assets", action="store_true", help="download clean-fid's Inception weights and statistics (needs internet)")
     p.add_argument("--assets", default=None, help="assets folder (default assets/ or $REPLICATION_ASSETS)")
     p.add_argument("--download", metavar="DATASET", help="download a dataset with torchvision (users' machines)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; use 1 on a machine shared with other jobs)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -89,10 +91,14 @@ def print_status(exps, results: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results).absolute()
-    if args.report:
-        from .report import write_report, write_tables
+    if args.threads:
+        import torch
 
-        write_tables(results / "records", results / "tables")
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by local/submitit subprocesses
+        torch.set_num_threads(args.threads)
+    if args.report:
+        from .report import write_report
+
         print(f"wrote {write_report(results / 'records', REPO_ROOT / 'REPORT.md', repo_root=REPO_ROOT)}")
         return 0
     if args.stage_assets:
@@ -177,11 +183,10 @@ def _run_stages(e, pending, args, results: Path) -> None:
 
 def _report(results: Path) -> None:
     try:
-        from .report import write_report, write_tables
+        from .report import write_report
     except ImportError:
         return
     if (results / "records").exists():
-        write_tables(results / "records", results / "tables")
         write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",
                      repo_root=REPO_ROOT)
 
