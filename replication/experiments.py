@@ -31,6 +31,7 @@ class ModelSpec:
     M: int = 8
     sigmoid: bool = False
     data_std: float = 0.225  # input scale s = sqrt(data_std^2 + sigma^2) [C]
+    parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, SPEC §1.4.4)
 
 
 @dataclass(frozen=True)

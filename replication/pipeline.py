@@ -40,7 +40,17 @@ def runs_root(results: Path | None = None) -> Path:
 
 
 def run_dir(e: Experiment, results: Path | None = None) -> Path:
+    """The run's folder (chain, export, score); named by the whole config's hash."""
     return runs_root(results) / e.table / e.run_name
+
+
+def train_dir(e: Experiment, results: Path | None = None) -> Path:
+    """The trained model's folder, shared by every run with the same (dataset, model, train) config."""
+    return runs_root(results) / e.table / f"{e.id}-{e.profile}-train-{stage_key(e, 'train')[:8]}"
+
+
+def stage_dir(e: Experiment, stage: str, results: Path | None = None) -> Path:
+    return train_dir(e, results) if stage == "train" else run_dir(e, results) / stage
 
 
 def stage_key(e: Experiment, stage: str) -> str:
@@ -51,7 +61,7 @@ def stage_key(e: Experiment, stage: str) -> str:
 
 def stage_status(e: Experiment, stage: str, results: Path | None = None) -> str:
     """done | partial (started, resumable) | failed | pending."""
-    d = run_dir(e, results) / stage
+    d = stage_dir(e, stage, results)
     done = d / "DONE.json"
     if done.exists() and read_json(done).get("key") == stage_key(e, stage):
         return "done"
@@ -127,7 +137,7 @@ class Stage(submitit.helpers.Checkpointable):
 
     @property
     def dir(self) -> Path:
-        return run_dir(self.e, Path(self.results)) / self.name
+        return stage_dir(self.e, self.name, Path(self.results))
 
     def checkpoint(self, *args, **kwargs):
         return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.results, self.data_root, self.device, self.progress))
@@ -178,11 +188,10 @@ class ChainStage(Stage):
         if (rec := self.done_record()) is not None:
             return rec
         e = self.e
-        rd = run_dir(e, Path(self.results))
         classifier = classifier_path(e, Path(self.results)) if e.score.classifier else None
         if classifier is not None and not classifier.exists():
             ClassifierStage(self.exp, self.results, self.data_root, self.device, self.progress)()
-        job = ChainJob(self.exp, str(rd / "train" / "model.pt"), str(self.dir / "run"),
+        job = ChainJob(self.exp, str(train_dir(e, Path(self.results)) / "model.pt"), str(self.dir / "run"),
                        str(classifier) if classifier else None, self.device, self.progress, stop_after)
         summary = job()
         if "stopped_at" in summary:
@@ -261,8 +270,7 @@ STAGE_CLASSES = {"train": TrainStage, "chain": ChainStage, "export": ExportStage
 
 def publish_record(e: Experiment, results: Path) -> Path:
     """The small, committed outcome of a run: config, provenance, train/chain summaries, metrics, figures."""
-    rd = run_dir(e, results)
-    train, chain, score = (read_json(rd / s / "DONE.json") for s in ("train", "chain", "score"))
+    train, chain, score = (read_json(stage_dir(e, s, results) / "DONE.json") for s in ("train", "chain", "score"))
     hist = train["summary"]["history"]
     stride = max(1, len(hist) // 200)
     record = {
@@ -280,13 +288,12 @@ def publish_record(e: Experiment, results: Path) -> Path:
 
 def reset_stage(e: Experiment, stage: str, results: Path | None = None) -> None:
     """--force: move the stage's folder (and every later stage's DONE marker) aside, never delete results."""
-    rd = run_dir(e, results)
     later = STAGES[STAGES.index(stage):]
     for s in later:
-        d = rd / s
+        d = stage_dir(e, s, results)
         if d.exists():
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             if s == stage:
-                d.rename(rd / f"{s}.replaced-{stamp}")
+                d.rename(d.with_name(f"{d.name}.replaced-{stamp}"))
             elif (d / "DONE.json").exists():
                 (d / "DONE.json").rename(d / f"DONE.replaced-{stamp}.json")

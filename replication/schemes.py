@@ -75,11 +75,29 @@ class MDAE(_Scheme):
     """Multidenoising autoencoder: score(y) = (nu_theta(y) - y)/sigma^2 (poster Eq. 2), x_hat = nu_theta (Eq. 4).
 
     One forward pass per score, no autograd. `sigmoid=True` bounds nu in (0, 1) (CIFAR-10, FFHQ configs [C]).
+
+    parametrization "mdae" (the paper's): the net maps all M measurements (M*C channels) to M outputs.
+    parametrization "ybar" (beyond the paper; the permutation-equivariant form of SPEC §1.4.4 and the
+    follow-up [U]): nu_m(y) = D_theta(y_bar) for every m, a single denoiser of the mean at sigma_eff =
+    sigma/sqrt(M), input scaled by sqrt(data_std^2 + sigma_eff^2). It has the Bayes-optimal structure by
+    construction: the score is exact in the (M-1)d directions orthogonal to the common mode.
     """
 
-    def __init__(self, net: nn.Module, sigma: float, M: int, sigmoid: bool = False, data_std: float = 0.225):
+    def __init__(self, net: nn.Module, sigma: float, M: int, sigmoid: bool = False, data_std: float = 0.225,
+                 parametrization: str = "mdae"):
         super().__init__(net, sigma, M, data_std)
+        if parametrization not in ("mdae", "ybar"):
+            raise ValueError(f"unknown parametrization {parametrization!r}; known: mdae, ybar")
         self.sigmoid = bool(sigmoid)
+        self.parametrization = parametrization
+        if parametrization == "ybar":
+            self.s = math.sqrt(data_std**2 + self.mnm.sigma_eff**2)
+
+    def nu(self, y: Tensor) -> Tensor:
+        if self.parametrization == "mdae":
+            return super().nu(y)
+        d = self.net(y.mean(1) / self.s)  # D(y_bar): (N, *S)
+        return d.unsqueeze(1).expand_as(y)
 
     def x_hat(self, y: Tensor) -> Tensor:
         nu = self.nu(y)
@@ -135,9 +153,10 @@ def build_model(spec, data_shape: tuple[int, ...]) -> _Scheme:
     if spec.scheme not in SCHEMES:
         raise NotImplementedError(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
                                   f"implemented: {sorted(SCHEMES)}")
-    channels = spec.M * data_shape[0]
+    ybar = spec.parametrization == "ybar"
+    channels = data_shape[0] if ybar else spec.M * data_shape[0]
     net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width})
-    kwargs = {"sigmoid": spec.sigmoid} if spec.scheme == "mdae" else {}
+    kwargs = {"sigmoid": spec.sigmoid, "parametrization": spec.parametrization} if spec.scheme == "mdae" else {}
     return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std, **kwargs)
 
 

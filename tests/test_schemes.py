@@ -83,3 +83,15 @@ def test_small_mdae_reaches_bayes_mse_on_a_2d_mixture(tmp_path):
     mse_bayes = ((prior.x_hat(y, mnm) - x) ** 2).sum(1).mean().item()
     mse_ybar = ((mnm.y_bar(y) - x) ** 2).sum(1).mean().item()
     assert mse_bayes < mse_model <= 1.10 * mse_bayes, (mse_model, mse_bayes, mse_ybar)
+
+
+def test_ybar_parametrization_shares_one_denoiser_of_the_mean():
+    """nu_m(y) = D(y_bar) for all m: the score is exactly (D - y_m)/sigma^2 and permutation equivariant."""
+    torch.manual_seed(0)
+    mdae = MDAE(build_net("small_unet", 1, 1, width=8), sigma=1.0, M=4, parametrization="ybar")
+    y = torch.randn(2, 4, 1, 6, 6)
+    nu = mdae.nu(y)
+    s_eff = math.sqrt(0.225**2 + 0.25)
+    torch.testing.assert_close(nu[:, 2], mdae.net(y.mean(1) / s_eff))
+    perm = torch.tensor([2, 0, 3, 1])
+    torch.testing.assert_close(mdae.score(y[:, perm]), mdae.score(y)[:, perm])
