@@ -163,6 +163,7 @@ class TrainStage(Stage):
         e = self.e
         if not e.implemented:
             raise NotImplementedError(f"{e.id}: {e.notes}")
+        rank = _init_distributed(self.device)
         data = load_training_data(e, self.data_root)
         torch.manual_seed(e.train.seed)  # initial weights
         scheme = build_model(e.model, e.image_shape).to(self.device)
@@ -175,10 +176,30 @@ class TrainStage(Stage):
         out = train(scheme, data.to(self.device), cfg, self.dir, key=key, progress=self.progress, stop_after=stop_after)
         if out["steps"] < t.steps:
             return {"stopped_at": out["steps"]}
+        if rank != 0:
+            return {"rank": rank, "final_loss": out["final_loss"]}
         save_model(self.dir / "model.pt", scheme, e.to_dict()["model"], key, ema=out["ema"])
         summary = {"steps": out["steps"], "wall_s": out["wall_s"], "final_loss": out["final_loss"],
                    "history": out["history"], "n_params": sum(p.numel() for p in scheme.parameters())}
         return _mark_done(self.dir, key, summary, self.device)
+
+
+def _init_distributed(device: str) -> int:
+    """Under a submitit job with several tasks, join the process group (DDP over the tasks); return the rank."""
+    import torch.distributed as dist
+
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:
+        return 0
+    if env.num_tasks == 1:
+        return 0
+    if not dist.is_initialized():
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            torch.cuda.set_device(env.local_rank)
+    return dist.get_rank()
 
 
 class ChainStage(Stage):
