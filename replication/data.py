@@ -282,7 +282,6 @@ def sample_mixture(
 
     :return: (x, k): x float64 [n x d], k int64 [n] (component labels).
     """
-    means, stds, weights = (torch.as_tensor(t, dtype=torch.float64) for t in (means, stds, weights))
-    k = torch.multinomial(weights, n, replacement=True, generator=generator)
-    eps = torch.randn(n, means.shape[1], generator=generator, dtype=torch.float64)
-    return means[k] + stds[k, None] * eps, k
+    from .mnm import GaussianMixture
+
+    return GaussianMixture(means, stds, weights).sample(n, generator)

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 PROFILES = ("paper", "quick", "smoke")
 

@@ -11,15 +11,12 @@ submitit's local executor or on SLURM. The score stage publishes a small record 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import submitit
 import torch
 

@@ -14,7 +14,7 @@ def no_downloads(monkeypatch):
     """No test may reach the network: every download path raises."""
 
     def refuse(*args, **kwargs):
-        raise RuntimeError("tests must not download anything")
+        raise OSError("network disabled in tests: no test may download anything")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)

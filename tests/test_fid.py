@@ -25,17 +25,6 @@ from replication import fid as F
 N = 40  # images per set: enough for a full-rank 16-D covariance
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """No test may download: urllib and torch.hub raise (tests needing a server install a fake)."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-
-
 def images(seed: int = 0, n: int = N, c: int = 3, hw: int = 32) -> np.ndarray:
     """uint8 [n, c, hw, hw] with structure at the 4x4-pool scale (so the toy features vary)."""
     rng = np.random.RandomState(seed)
