@@ -107,6 +107,11 @@ class Experiment:
         keep = {k: d[k] for k in (sections or ("dataset", "model", "train", "chain", "score"))}
         if "train" in keep or "model" in keep:
             keep["dataset"] = self.dataset
+        if "model" in keep and "chain" not in keep and self.model.parametrization == "ybar":
+            # A ybar model is one denoiser at sigma_eff: every (sigma, M) with that sigma_eff shares it.
+            model = dict(keep["model"])
+            model["sigma_eff"] = round(model.pop("sigma") / math.sqrt(model.pop("M")), 12)
+            keep["model"] = model
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
     @property

@@ -168,8 +168,13 @@ def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module 
                   "spec": spec_dict, "key": key, "meta": meta or {}}, path)
 
 
-def load_model(path, data_shape: tuple[int, ...], use_ema: bool = False, expect_key: str | None = None) -> _Scheme:
-    """Rebuild and load a model written by save_model; refuse one trained under another config."""
+def load_model(path, data_shape: tuple[int, ...], use_ema: bool = False, expect_key: str | None = None,
+               spec=None) -> _Scheme:
+    """Rebuild and load a model written by save_model; refuse one trained under another config.
+
+    `spec` (a ModelSpec) builds the scheme with the caller's (sigma, M) instead of the trained ones; this is
+    how a ybar model trained at sigma_eff serves every (sigma, M) with sigma/sqrt(M) = sigma_eff.
+    """
     from .experiments import ModelSpec
     from .storage import load_checked
 
@@ -177,7 +182,7 @@ def load_model(path, data_shape: tuple[int, ...], use_ema: bool = False, expect_
     if expect_key is not None and blob["key"] != expect_key:
         raise ValueError(f"{path} was trained under another configuration (key {blob['key'][:12]} != "
                          f"{expect_key[:12]}): retrain it (--force train) or point to the matching run folder")
-    scheme = build_model(ModelSpec(**blob["spec"]), data_shape)
+    scheme = build_model(spec if spec is not None else ModelSpec(**blob["spec"]), data_shape)
     weights = blob["ema_state_dict"] if use_ema and blob["ema_state_dict"] is not None else blob["state_dict"]
     scheme.load_state_dict(weights)
     return scheme.eval()

@@ -95,3 +95,18 @@ def test_ybar_parametrization_shares_one_denoiser_of_the_mean():
     torch.testing.assert_close(nu[:, 2], mdae.net(y.mean(1) / s_eff))
     perm = torch.tensor([2, 0, 3, 1])
     torch.testing.assert_close(mdae.score(y[:, perm]), mdae.score(y)[:, perm])
+
+
+def test_ybar_model_at_one_sigma_eff_serves_every_sigma_M_pair(tmp_path):
+    from replication.experiments import resolve
+    from replication.schemes import build_model, load_model, save_model
+
+    a = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "1", "model.M": "4"})[0]
+    b = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "2", "model.M": "16"})[0]
+    c = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "2", "model.M": "4"})[0]
+    train = ("dataset", "model", "train")
+    assert a.key(*train) == b.key(*train) != c.key(*train)
+    assert a.key() != b.key()  # the runs (chains) still differ
+    save_model(tmp_path / "m.pt", build_model(a.model, a.image_shape), a.to_dict()["model"], a.key(*train))
+    scheme = load_model(tmp_path / "m.pt", b.image_shape, expect_key=b.key(*train), spec=b.model)
+    assert (scheme.sigma, scheme.M) == (2.0, 16)

@@ -85,7 +85,6 @@ def test_exact_score_chain_visits_every_mode_with_the_right_weights():
     score = lambda y: prior.score(y, mnm)
     y, v = walk(score, y, v, steps=200, delta=0.5, gamma=0.5, generator=g)
     resp, nearest = [], []
-    single = None
     for _ in range(300):
         y, v = walk(score, y, v, steps=5, delta=0.5, gamma=0.5, generator=g)
         resp.append(prior.responsibilities(y, mnm))
