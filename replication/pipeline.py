@@ -42,8 +42,8 @@ def run_dir(e: Experiment, results: Path | None = None) -> Path:
 
 
 def train_dir(e: Experiment, results: Path | None = None) -> Path:
-    """The trained model's folder, shared by every run with the same (dataset, model, train) config."""
-    return runs_root(results) / e.table / f"{e.id}-{e.profile}-train-{stage_key(e, 'train')[:8]}"
+    """The trained model's folder, shared by every run (of any table) with the same (dataset, model, train) config."""
+    return runs_root(results) / "models" / f"{e.dataset.replace(':', '-')}-{e.profile}-{stage_key(e, 'train')[:8]}"
 
 
 def stage_dir(e: Experiment, stage: str, results: Path | None = None) -> Path:

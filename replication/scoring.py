@@ -79,6 +79,8 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
 
     if e.score.classifier:
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), data_root)
+    if e.score.denoise:
+        metrics += _denoise_metrics(e, results, data_root, device)
 
     figures = {}
     grid = _figure_path(results, e, "grid")
@@ -141,6 +143,34 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
                 reference=ref_name, calibration=True),
     ]
     out[2]["histogram"] = class_histogram(labels, 10).tolist()
+    return out
+
+
+def _denoise_metrics(e: Experiment, results: Path, data_root: str | None, device: str, n: int = 1000) -> list[dict]:
+    """One-step jump quality on held-out images: E|x - x_hat(y)|^2 per image (summed over pixels), against the
+    naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
+    from .classifier import features, load_classifier
+    from .data import load_images, to_unit
+    from .metrics import frechet_distance_features
+    from .pipeline import classifier_path, train_dir
+    from .schemes import load_model
+
+    scheme = load_model(train_dir(e, results) / "model.pt", e.image_shape, use_ema=e.train.sample_with_ema,
+                        spec=e.model).to(device)
+    test_x, _ = load_images(e.dataset, data_root, "test")
+    x = to_unit(test_x[:n]).to(device)
+    y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))
+    with torch.inference_mode():
+        x_hat = torch.cat([scheme.jump(y[i : i + 100]) for i in range(0, n, 100)])
+    mse = ((x_hat - x) ** 2).flatten(1).sum(1).mean().item()
+    mse_ybar = ((y.mean(1).clamp(0, 1) - x) ** 2).flatten(1).sum(1).mean().item()
+    ref = f"{n} noisy test images, sigma_eff = {scheme.mnm.sigma_eff:.3g}"
+    out = [_metric("denoise_mse", mse, n=n, reference=ref),
+           _metric("denoise_mse[calibration: clipped y_bar]", mse_ybar, n=n, reference=ref, calibration=True)]
+    if e.score.classifier and classifier_path(e, results).exists():
+        model, _ = load_classifier(classifier_path(e, results))
+        out.append(_metric("denoise_FD_classifier", frechet_distance_features(features(model, x_hat.cpu()), features(model, x.cpu())),
+                           n=n, reference="the clean images"))
     return out
 
 
