@@ -7,21 +7,26 @@ On-disk layout under `out_dir` (all files written atomically, SPEC §2.5-2.6, EC
                          for image data (clipped to [0,1], rounded to nearest), `float` (n, chains, *S) for
                          vector data or when save_float, `step` (n,), and per-jump diagnostics
   attempts.jsonl         one line per (re)start
-  FAILED.json            written when the chain diverges: the step and the message
+  FAILED.json            written when the chain diverges: the step, the message and the last good checkpoint
   DONE.json              written last, with the summary
+  .lock                  flock held by the process running the chain (a second process waits, then gives up)
 
 A restart loads the newest valid state and deletes shards with an index >= its `n_shards`, so a shard
 written after the last checkpoint is redone, never duplicated. Because every random number comes from the
 checkpointed generators, the resumed chain is bit-identical to an uninterrupted one (same device, same
-thread count). As a submitit Checkpointable the job is requeued on timeout/preemption; its pickle holds
-only paths and the config, all resume state comes from disk.
+thread count). A checkpoint is also written after `CKPT_SECS` of wall time without one (at the next jump);
+shard boundaries then differ between runs, the concatenated arrays do not. As a submitit Checkpointable the
+job is requeued on timeout/preemption; its pickle holds only paths and the config, all resume state comes
+from disk. `.lock` keeps a second process (an orphaned task, a duplicate submission) out of the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import pickle
 import socket
 import time
 from pathlib import Path
@@ -38,6 +43,39 @@ from .storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, l
 from .walk_jump import ChainDiverged, ChainState, init_chains, walk
 
 KEEP_STATES = 2
+CKPT_SECS = 600.0  # also checkpoint at the next boundary after this much wall time (bounds loss on node failure)
+LOCK_WAIT_S = 300.0  # a second process on the same folder waits this long for the first to exit
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path, wait_s: float | None = None):
+    """Hold an advisory lock on `out` (one chain process per folder). The kernel drops it when the holder dies,
+    so a SIGKILLed run never blocks its rerun; on file systems without flock the chain runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    with open(out / ".lock", "a+") as f:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    f.seek(0)
+                    raise RuntimeError(f"{out} is in use by another chain process ({f.read().strip() or 'unknown'}) "
+                                       f"for more than {wait_s:.0f} s; stop it or wait for it to finish") from None
+                time.sleep(0.2)
+            except OSError:  # e.g. Lustre mounted without -o flock
+                break
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        yield
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -57,29 +95,34 @@ class ChainJob(submitit.helpers.Checkpointable):
         self.classifier_path, self.device, self.progress, self.stop_after = classifier_path, device, progress, stop_after
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        # All state is on disk: requeue a fresh instance (no tensors in the pickle).
-        return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.model_path, self.out_dir,
-                                                             self.classifier_path, self.device, self.progress))
+        # All state is on disk: requeue a fresh instance (no tensors in the pickle). Nothing is written here:
+        # this runs inside the signal handler, possibly in the middle of a checkpoint write.
+        return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.model_path, self.out_dir, self.classifier_path,
+                                                             self.device, self.progress, self.stop_after))
 
     # ---------------------------------------------------------------------------------------------
     def __call__(self) -> dict:
         e: Experiment = from_dict(self.exp)
         out = Path(self.out_dir)
         key = e.key("dataset", "model", "train", "chain")
-        done = out / "DONE.json"
-        if done.exists() and read_json(done).get("key") == key:
-            return read_json(done)
+        if (rec := self._done_record(out, key)) is not None:
+            return rec
         out.mkdir(parents=True, exist_ok=True)
-        (out / "FAILED.json").unlink(missing_ok=True)
-        self._log_attempt(out)
+        with _exclusive(out):
+            if (rec := self._done_record(out, key)) is not None:  # finished by the process we waited for
+                return rec
+            return self._run(e, out, key)
+
+    def _run(self, e: Experiment, out: Path, key: str) -> dict:
         c = e.chain
         device = torch.device(self.device)
         scheme = load_model(self.model_path, e.image_shape, use_ema=e.train.sample_with_ema,
                             expect_key=e.key("dataset", "model", "train")).to(device)
         classify = self._classifier()
+        state, state_path = self._load_state(out, key)  # refuses another config's folder before touching it
+        (out / "FAILED.json").unlink(missing_ok=True)
+        self._remove_temporaries(out)
         gens = [seeding.generator(c.seed, "chain", i, device=device) for i in range(c.n_chains)]
-
-        state = self._load_state(out, key)
         if state is None:
             y, v = init_chains(c.n_chains, e.model.M, e.image_shape, e.model.sigma, gens, init=c.init, device=device)
             step, n_shards, prev, wall = 0, 0, None, 0.0
@@ -87,15 +130,21 @@ class ChainJob(submitit.helpers.Checkpointable):
             y, v = ChainState.from_dict(state["chain"]).restore(gens, device)
             step, n_shards, prev, wall = state["chain"]["step"], state["n_shards"], state["prev_jump"], state["wall_s"]
         self._truncate_shards(out, n_shards)
+        self._log_attempt(out, step, state_path)
+        if self.progress:
+            print(f"chain {e.id}: {'resuming at' if step else 'starting at'} step {step:,}/{c.steps:,}"
+                  + (f" from {state_path.name}" if state_path else ""), flush=True)
 
         image = len(e.image_shape) == 3
         buffer: list[dict] = []
         t0 = last_ckpt_time = time.perf_counter()
         grad_ctx = torch.inference_mode if e.model.scheme == "mdae" else torch.no_grad
         bar = tqdm(total=c.steps, initial=step, desc=f"chain {e.id}", unit="step", disable=not self.progress,
-                   mininterval=2.0, smoothing=0.05)
+                   mininterval=2.0, smoothing=0.05, dynamic_ncols=True)
 
         def checkpoint_now() -> None:
+            # Shard first, then the state that counts it: a kill in between leaves an orphan shard that the
+            # next start deletes (its index is >= the resumed n_shards) and redoes.
             nonlocal n_shards, buffer, last_ckpt_time
             if buffer:
                 self._write_shard(out, n_shards, buffer, image, c.save_float)
@@ -103,10 +152,19 @@ class ChainJob(submitit.helpers.Checkpointable):
                 buffer = []
             cs = ChainState.capture(y, v, step, gens)
             save_checked({"chain": cs.to_dict(), "n_shards": n_shards, "prev_jump": prev, "key": key,
-                          "wall_s": wall + time.perf_counter() - t0}, out / "state" / f"step_{step:010d}.pt")
+                          "wall_s": wall + time.perf_counter() - t0, "format": 1},
+                         out / "state" / f"step_{step:010d}.pt")
             for old in sorted((out / "state").glob("step_*.pt"))[:-KEEP_STATES]:
-                old.unlink()
+                old.unlink(missing_ok=True)
             last_ckpt_time = time.perf_counter()
+
+        def diverged(err: ChainDiverged) -> None:
+            # The newest checkpoint on disk is from before the failing step: it is kept as is.
+            last = self._newest_state_name(out)
+            atomic_write_json(out / "FAILED.json", {
+                "step": err.step, "error": str(err), "key": key, "last_good_checkpoint": last,
+                "last_good_step": int(Path(last).stem.split("_")[1]) if last else None})
+            bar.close()
 
         with grad_ctx():
             while step < c.steps:
@@ -114,17 +172,23 @@ class ChainJob(submitit.helpers.Checkpointable):
                 try:
                     y, v = walk(scheme.score, y, v, steps=target - step, delta=e.delta, gamma=c.gamma, u=c.u,
                                 generator=gens, scheme=c.scheme, start_step=step)
+                    if not torch.isfinite(v).all():  # walk watches y; v feeds y, but be explicit
+                        raise ChainDiverged(target, f"walk-jump chain velocity became non-finite by step {target}")
                 except ChainDiverged as err:
-                    atomic_write_json(out / "FAILED.json", {"step": err.step, "error": str(err),
-                                                            "last_good_checkpoint": self._newest_state_name(out)})
+                    diverged(err)
                     raise
                 bar.update(target - step)
                 step = target
                 if step > c.burn_in and (step - c.burn_in) % c.jump_every == 0:
                     x_hat = scheme.jump(y).float().cpu()
+                    if not torch.isfinite(x_hat).all():
+                        err = ChainDiverged(step, f"the jump x_hat became non-finite at step {step} (y finite): "
+                                                  f"the model is broken or y left the region it was trained on")
+                        diverged(err)
+                        raise err
                     buffer.append(self._diagnostics(x_hat, prev, step, classify, image))
                     prev = x_hat
-                if step % c.ckpt_every == 0 or step == c.steps or time.perf_counter() - last_ckpt_time > 600:
+                if step % c.ckpt_every == 0 or step == c.steps or time.perf_counter() - last_ckpt_time > CKPT_SECS:
                     checkpoint_now()
                     if self.stop_after is not None and step >= self.stop_after and step < c.steps:
                         bar.close()
@@ -133,8 +197,20 @@ class ChainJob(submitit.helpers.Checkpointable):
         wall += time.perf_counter() - t0
         summary = summarize(out, e, wall, classify is not None)
         summary["key"] = key
-        atomic_write_json(done, summary)
+        summary["attempts"] = self._count_attempts(out)
+        atomic_write_json(out / "DONE.json", summary)
         return summary
+
+    @staticmethod
+    def _done_record(out: Path, key: str) -> dict | None:
+        done = out / "DONE.json"
+        if not done.exists():
+            return None
+        rec = read_json(done)
+        if rec.get("key") != key:
+            raise ValueError(f"{done} belongs to another chain configuration (key {str(rec.get('key'))[:12]} != "
+                             f"{key[:12]}): use a fresh run folder or --force chain")
+        return rec
 
     # ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -182,9 +258,24 @@ class ChainJob(submitit.helpers.Checkpointable):
 
     @staticmethod
     def _truncate_shards(out: Path, n_shards: int) -> None:
+        """Delete shards written after the checkpoint we resume from (they will be redone); check the others."""
+        present = set()
         for path in (out / "shards").glob("shard_*.npz"):
-            if int(path.stem.split("_")[1]) >= n_shards:
-                path.unlink()  # written after the checkpoint we resume from: it will be redone
+            index = _shard_index(path)
+            if index >= n_shards:
+                path.unlink()
+            else:
+                present.add(index)
+        if missing := sorted(set(range(n_shards)) - present):
+            raise RuntimeError(f"{out}: the checkpoint counts {n_shards} shards but shard(s) {missing[:5]} are missing: "
+                               f"the run folder was damaged; redo the chain (--force chain)")
+
+    @staticmethod
+    def _remove_temporaries(out: Path) -> None:
+        """Half-written temporary files of a killed process (atomic writes go through `.<name>.tmp<pid>`)."""
+        for sub in ("state", "shards"):
+            for path in (out / sub).glob(".*.tmp*"):
+                path.unlink(missing_ok=True)
 
     @staticmethod
     def _newest_state_name(out: Path) -> str | None:
@@ -192,32 +283,54 @@ class ChainJob(submitit.helpers.Checkpointable):
         return str(states[-1]) if states else None
 
     @staticmethod
-    def _load_state(out: Path, key: str) -> dict | None:
+    def _load_state(out: Path, key: str) -> tuple[dict | None, Path | None]:
+        """The newest checkpoint that passes its checksum; a corrupt one is set aside as `*.pt.corrupt`."""
         for path in sorted((out / "state").glob("step_*.pt"), reverse=True):
             try:
                 state = load_checked(path)
-            except (CorruptCheckpoint, EOFError, RuntimeError) as err:
+                if not isinstance(state, dict) or "chain" not in state or "n_shards" not in state:
+                    raise CorruptCheckpoint(f"{path}: not a chain checkpoint")
+            except (CorruptCheckpoint, EOFError, RuntimeError, pickle.UnpicklingError) as err:
                 print(f"warning: {err}; set aside as {path.name}.corrupt, using the previous checkpoint", flush=True)
-                path.rename(path.with_suffix(".pt.corrupt"))
+                path.replace(path.with_suffix(".pt.corrupt"))
                 continue
             if state["key"] != key:
                 raise ValueError(f"{path} belongs to another chain configuration: use a fresh run folder or --force chain")
-            return state
-        return None
+            return state, path
+        return None, None
 
     @staticmethod
-    def _log_attempt(out: Path) -> None:
+    def _log_attempt(out: Path, step: int, state_path: Path | None) -> None:
         try:
             job = submitit.JobEnvironment().job_id
         except RuntimeError:
             job = None
+        record = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "job_id": job,
+                  "start_step": step, "state": state_path.name if state_path else None}
         with open(out / "attempts.jsonl", "a") as f:
-            f.write(json.dumps({"time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "job_id": job}) + "\n")
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _count_attempts(out: Path) -> int:
+        try:
+            with open(out / "attempts.jsonl") as f:
+                return sum(1 for line in f if line.strip())
+        except OSError:
+            return 0
+
+
+def _shard_index(path: Path) -> int:
+    return int(path.stem.split("_")[1])
 
 
 def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> dict[str, np.ndarray]:
-    """Concatenate the named arrays of all committed shards, in chain order."""
-    paths = sorted(Path(out_dir, "shards").glob("shard_*.npz"))
+    """Concatenate the named arrays of all committed shards, in chain order (shards 0..n-1, no gaps)."""
+    paths = sorted(Path(out_dir, "shards").glob("shard_*.npz"), key=_shard_index)
+    if [_shard_index(p) for p in paths] != list(range(len(paths))):
+        raise RuntimeError(f"{out_dir}: shard indices are not contiguous from 0 "
+                           f"({[_shard_index(p) for p in paths][:10]}...): the run folder was damaged")
     parts: dict[str, list] = {n: [] for n in names}
     for path in paths:
         with np.load(path) as z:
@@ -233,6 +346,10 @@ def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool)
 
     names = ("step", "mean", "std", "dist_prev") + (("label",) if labelled else ())
     d = read_shards(out_dir, names)
+    if "step" not in d:  # no jump recorded (steps <= burn_in + jump_every)
+        return {"experiment": e.id, "profile": e.profile, "steps": e.chain.steps, "n_chains": e.chain.n_chains,
+                "n_jumps": 0, "n_samples": 0, "wall_s": wall_s,
+                "steps_per_s": e.chain.steps / wall_s if wall_s > 0 else None, "finite": True}
     mean0 = d["mean"][:, 0]
     tenth = max(1, len(mean0) // 10)
     summary = {
