@@ -116,7 +116,7 @@ class ChainJob(submitit.helpers.Checkpointable):
     def _run(self, e: Experiment, out: Path, key: str) -> dict:
         c = e.chain
         device = torch.device(self.device)
-        scheme = load_model(self.model_path, e.image_shape, use_ema=e.train.sample_with_ema,
+        scheme = load_model(self.model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model,
                             expect_key=e.key("dataset", "model", "train")).to(device)
         classify = self._classifier()
         state, state_path = self._load_state(out, key)  # refuses another config's folder before touching it
