@@ -165,10 +165,10 @@ def _paper_experiments() -> list[Experiment]:
 
 
 def _quick(e: Experiment) -> Experiment:
-    """CPU-sized: small U-Net / MLP, short training, a 20k-step chain (1,000 samples)."""
-    model = replace(e.model, net="small_unet", width=32) if e.model.net == "u2net" else replace(e.model, width=128)
+    """CPU-sized: small U-Net (81k parameters at width 16) / MLP, short training, a 20k-step chain (1,000 samples)."""
+    model = replace(e.model, net="small_unet", width=16) if e.model.net == "u2net" else replace(e.model, width=128)
     toy = e.dataset.startswith("toy:")
-    train = replace(e.train, steps=3000 if toy else 800, batch_size=256 if toy else 64, lr=1e-3, ckpt_every=100,
+    train = replace(e.train, steps=3000 if toy else 1200, batch_size=256 if toy else 64, lr=1e-3, ckpt_every=100,
                     lr_schedule="cosine", warmup_steps=50)
     chain = replace(e.chain, steps=min(e.chain.steps, 20_000), jump_every=20, ckpt_every=2_000)
     return replace(e, model=model, train=train, chain=chain, profile="quick")
