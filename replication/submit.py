@@ -57,8 +57,8 @@ def wait(e, rd: Path, stages: list[str], results: Path, poll_s: float = 10.0, ti
 
     t0 = time.time()
     while stage_status(e, stages[-1], results) != "done":
-        for s, st in job_states(rd).items():
-            if st.state == "failed":
+        for s, st in job_states(rd).items():  # only the awaited stages: an old failure of a stage since done doesn't count
+            if s in stages and st.state == "failed" and stage_status(e, s, results) != "done":
                 raise RuntimeError(f"{e.id}: stage {s} failed (job {st.job_id}); log: {st.log}")
         if timeout_s is not None and time.time() - t0 > timeout_s:
             raise TimeoutError(f"{e.id}: jobs not finished after {timeout_s:.0f} s; see --status")
