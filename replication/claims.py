@@ -32,7 +32,8 @@ all configurations with the same sigma_eff differ only by an effective friction 
 control rows test this.
 
 Outputs (`out` = results/ by default): records/claims_toy_<sweep>.json (config, seeds, provenance, wall
-time, rows), tables/claims_toy_<sweep>.{csv,md}, figures/claims_toy_<sweep>.png. `--quick` runs everything
+time, rows), tables/claims_toy_<sweep>.{csv,md} (large_m also tables/claims_toy_large_m_samples.{csv,md}),
+figures/claims_toy_<sweep>.png. `--quick` runs everything
 in seconds (for the tests) and names its outputs claims_toy_<sweep>_quick.*.
 """
 
@@ -67,7 +68,35 @@ CLAIMS = {
     "smoothing": "Smoothing is key for good mixing [poster]",
     "stability": "Stable chains with 1 million steps on MNIST and CIFAR-10 [poster]; here 200k steps on a toy",
 }
-EXACT_ON_MANIFOLD = 1 - math.exp(-4.5)  # fraction of exact 2-D samples within 3 std of their mode
+NOTES = {
+    "large_m": [
+        "sigma = 1; MSEs by Monte Carlo over fresh (X, Y) with common random numbers across M (`jump_mse_se`: standard error)",
+        "mse_theory = d sigma^2 / M exactly for y_bar; the Bayes risk lies between d s^2 sigma_eff^2 / (s^2 + sigma_eff^2) "
+        "(mode known, `mse_lower_bound`) and d sigma_eff^2 (`mse_upper_bound`)",
+        "learned: MLP MDAE trained with `training.train` for the same budget at every M; `ybar-MDAE` is the beyond-paper "
+        "shared denoiser of y_bar",
+        "samples (table _samples): 'Y ~ p(y)' = jumps of i.i.d. exact measurements (a perfectly mixed walk); 'chain' = "
+        "walk-jump chains (delta = sigma/2, gamma = 0.5, u = 1, paper init) after burn-in, jumps every lm_jump_every steps; "
+        "energy distance to fresh exact samples of the same size, next to exact-vs-exact at that size (noise floor); "
+        f"on_manifold of exact samples: {1 - math.exp(-4.5):.3f}",
+    ],
+    "smoothing": [
+        "exact score; gamma_eff = gamma sqrt(M): at fixed sigma_eff the exact walk of y_bar is the M = 1 walk at sigma_eff "
+        "with friction gamma_eff (module docstring); `control_for` rows run that M = 1 walk",
+        "per chain (one torch.Generator each), mean and standard error over chains: switch_rate = fraction of consecutive "
+        "jumps assigned to different modes; iat_cos_steps = integrated autocorrelation time of cos(angle of the jump) "
+        "centred at its known stationary mean 0, in walk steps (censored chains: no Sokal window, value is a lower bound; "
+        "`_library` = metrics.integrated_autocorr_time, centred at each chain's own mean); modes_visited of 8; "
+        "cover_steps_median = post-burn-in steps until all 8 modes were visited (median over chains, empty if most never did); "
+        "chain_mode_tv vs iid_mode_tv = the same for i.i.d. exact jumps of the same count",
+    ],
+    "stability": [
+        "one chain each, sigma = 1, M = 4 (the `toy` experiment), jumps every 20 steps; windows = first / last 10% of the jumps",
+        "jump_radius_se, kinetic_per_coord_se: batch means (10 batches); kinetic target u / (1 - delta^2 / (4 sigma^2)) = 1.067 "
+        "in the (M-1)d directions of curvature 1/sigma^2 (slightly lower in the y_bar directions); spread target sigma^2",
+        "reference row: i.i.d. exact jumps of a window's size (what a perfectly mixed walk would give)",
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -419,11 +448,12 @@ def smoothing_configs(p: Profile) -> list[dict]:
     return configs
 
 
-def sweep_smoothing(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]:
+def sweep_smoothing(p: Profile, prior: GaussianMixture, configs: list[dict] | None = None) -> tuple[list[dict], dict]:
     d, K = prior.d, len(prior.weights)
     rows = []
     n_jumps = (p.sm_steps - p.sm_burn_in) // p.sm_jump_every
-    for c in smoothing_configs(p):
+    configs = smoothing_configs(p) if configs is None else configs
+    for c in configs:
         sigma, M, gamma = c["sigma"], c["M"], c["gamma"]
         exact = ExactMDensity(prior, sigma, M)
         tag = ("smoothing", sigma, M, gamma)
@@ -462,7 +492,7 @@ def sweep_smoothing(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dic
         tvm, tv_se = mean_se(tv)
         cover_a = np.asarray(cover)
         rows.append({
-            "claim": "smoothing is key for good mixing", "set": c["set"], "sigma": sigma, "M": M,
+            "claim": "smoothing is key for good mixing", "set": c.get("set", ""), "sigma": sigma, "M": M,
             "sigma_eff": exact.mnm.sigma_eff, "gamma": gamma, "gamma_eff": gamma * math.sqrt(M),
             "delta": sigma / 2, "control_for": c.get("control_for", ""), "chains": p.sm_chains, "steps": p.sm_steps,
             "jumps_per_chain": jumps.shape[1], "switch_rate": sw, "switch_rate_se": sw_se,
@@ -474,7 +504,7 @@ def sweep_smoothing(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dic
             "pooled_mode_tv": pooled.get("mode_tv"), "pooled_on_manifold": pooled.get("on_manifold"),
             "diverged_at": res["diverged_at"], "wall_s": round(wall, 2),
         })
-    return rows, {"configs": smoothing_configs(p)}
+    return rows, {"configs": configs}
 
 
 def _iat_library(series: np.ndarray) -> float:
@@ -593,10 +623,15 @@ def figure_smoothing(df: pd.DataFrame, path: Path) -> None:
         axes[0].errorbar(x, sub["switch_rate"], yerr=sub["switch_rate_se"], marker=mk, ls="" if control else "-", label=label)
         axes[1].errorbar(x, sub["iat_cos_steps"], yerr=sub["iat_cos_steps_se"], marker=mk, ls="" if control else "-",
                          label=label)
+    ticks = sorted(df.loc[df["set"].str.startswith("fixed sigma_eff"), "gamma_eff"].unique())
     for ax, yl in zip(axes[:2], ("mode-switch rate per jump", "IAT of cos(angle) [walk steps]")):
         ax.set(xlabel="effective friction γ√M (= γσ/σ_eff)", ylabel=yl, xscale="log")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.legend(fontsize=6)
     axes[1].set_yscale("log")
+    axes[1].set_title("σ_eff=0.25: most chains censored (IAT = lower bound)" if (df["iat_censored_chains"] > df["chains"] / 2).any()
+                      else "IAT (Sokal window, known mean 0)", fontsize=8)
     fm = df[df["set"].str.startswith("fixed M")]
     if len(fm):
         M = int(fm["M"].iloc[0])
@@ -604,6 +639,8 @@ def figure_smoothing(df: pd.DataFrame, path: Path) -> None:
         axes[2].errorbar(sub["sigma"], sub["switch_rate"], yerr=sub["switch_rate_se"], marker="o", label="switch rate")
         axes[2].plot(sub["sigma"], sub["pooled_on_manifold"], marker="s", label="on-manifold (pooled jumps)")
         axes[2].set(xlabel=f"σ at M={M}", ylabel="rate / fraction", xscale="log", title="fixed M: smoothing vs jump blur")
+        axes[2].set_xticks(list(sub["sigma"]), [f"{t:g}" for t in sub["sigma"]])
+        axes[2].minorticks_off()
         axes[2].legend(fontsize=6)
     fig.suptitle("Beyond-paper toy (ring8), exact score: 'smoothing is key for good mixing'", fontsize=9)
     fig.tight_layout()
@@ -643,16 +680,26 @@ def _clean(v):
     return v
 
 
-def write_outputs(out: Path, name: str, rows: list[dict], record: dict, figure) -> dict:
+def write_outputs(out: Path, name: str, rows: list[dict], record: dict, figure, split=None) -> dict:
+    """The record (all rows), one table per part (`split` maps a row to a table-name suffix, "" = `name`;
+    REPORT.md embeds only the first 40 rows of a table) and the figure."""
     out = Path(out)
     for sub in ("records", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)
-    paths = {"table_csv": out / "tables" / f"{name}.csv", "table_md": out / "tables" / f"{name}.md",
-             "figure": out / "figures" / f"{name}.png", "record": out / "records" / f"{name}.json"}
-    atomic_write_bytes(paths["table_csv"], df.to_csv(index=False, float_format="%.5g", lineterminator="\n").encode())
-    md = f"# {name}\n\n{SCOPE}\n\nClaim: {record['claim']}\n\n{df.to_markdown(index=False, floatfmt='.4g')}\n"
-    atomic_write_bytes(paths["table_md"], md.encode())
+    paths = {"figure": out / "figures" / f"{name}.png", "record": out / "records" / f"{name}.json"}
+    parts: dict[str, list[dict]] = {}
+    for r in rows:
+        parts.setdefault(split(r) if split else "", []).append(r)
+    notes = "".join(f"- {n}\n" for n in record.get("notes", []))
+    for suffix, part in parts.items():
+        t = pd.DataFrame(part).dropna(axis=1, how="all")
+        csv, md = out / "tables" / f"{name}{suffix}.csv", out / "tables" / f"{name}{suffix}.md"
+        atomic_write_bytes(csv, t.to_csv(index=False, float_format="%.5g", lineterminator="\n").encode())
+        text = (f"# {name}{suffix}\n\n{SCOPE}\n\nClaim: {record['claim']}\n\n{notes}\n"
+                f"{t.to_markdown(index=False, floatfmt='.4g')}\n\nRecord: `records/{name}.json`; figure: `figures/{name}.png`.\n")
+        atomic_write_bytes(md, text.encode())
+        paths[f"table_csv{suffix}"], paths[f"table_md{suffix}"] = csv, md
     figure(df, paths["figure"])
     try:
         fig_rel = paths["figure"].resolve().relative_to(REPO_ROOT).as_posix()
@@ -667,10 +714,10 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     from .pipeline import provenance
 
     prior = prior or ring_prior()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn = {"large_m": sweep_large_m, "smoothing": sweep_smoothing, "stability": sweep_stability}[sweep]
     rows, extra = fn(p, prior)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     name = f"claims_toy_{sweep}{p.suffix}"
     traces = extra.pop("traces", None)
     record = {
@@ -680,14 +727,16 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
         "config": {"claims": asdict(p), "mixture": MIXTURE, "walk": {"delta": "sigma/2", "gamma": 0.5, "u": 1.0,
                                                                      "scheme": "aboba", "init": "uniform_shared"}},
         "seeds": {"base": p.seed, "rule": "seeding.generator('claims', base, <sweep>, <config...>[, chain index])"},
-        "provenance": provenance(), "wall_s": round(wall, 2), "torch_threads": torch.get_num_threads(), **extra,
+        "provenance": provenance(), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "torch_threads": torch.get_num_threads(), "notes": NOTES[sweep], **extra,
     }
     if sweep == "stability":
         figure = lambda df, path: figure_stability(traces, p.st_jump_every, path)  # noqa: E731
     else:
         figure = {"large_m": figure_large_m, "smoothing": figure_smoothing}[sweep]
-    paths = write_outputs(out, name, rows, record, figure)
-    return {"sweep": sweep, "wall_s": wall, "rows": rows, "paths": paths}
+    split = (lambda r: "" if r.get("jump_mse") is not None else "_samples") if sweep == "large_m" else None  # noqa: E731
+    paths = write_outputs(out, name, rows, record, figure, split)
+    return {"sweep": sweep, "wall_s": wall, "cpu_s": cpu, "rows": rows, "paths": paths}
 
 
 def run_all(out: str | Path | None = None, quick: bool = False, sweeps=SWEEPS, profile: Profile | None = None) -> dict:
@@ -715,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     prior = ring_prior()
     for s in sweeps:
         r = run_sweep(s, p, Path(args.out), prior)
-        print(f"{s}: {r['wall_s']:.1f} s -> {r['paths']['table_csv']}", flush=True)
+        print(f"{s}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU -> {r['paths']['record']}", flush=True)
     return 0
 
 
