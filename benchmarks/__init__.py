@@ -1,0 +1,1 @@
+"""Benchmarks of the replication suite: walk step, train step, scaling, cost model (see README.md)."""

@@ -1,0 +1,64 @@
+"""The networks the benchmarks time: the quick-profile nets and the paper's U2Nets (SPEC §3, §3.1).
+
+| case    | net                       | (sigma, M) | S = data shape | sigmoid | as in                  |
+|---------|---------------------------|------------|----------------|---------|------------------------|
+| quick   | SmallUNet(16, 16, w=32)   | (1, 16)    | (1, 28, 28)    | no      | quick profile (F-MNIST) |
+| mlp     | MLP(16, 16, 256 x 3)      | (1, 8)     | (2,)           | no      | toy 2-D data            |
+| u2net28 | U2Net(16, 16, f=1)        | (1, 16)    | (1, 28, 28)    | no      | MNIST MDAE config       |
+| u2net32 | U2Net(24, 24, f=2)        | (1, 8)     | (3, 32, 32)    | yes     | CIFAR-10 MDAE config    |
+
+Walk parameters follow the MDAE configs (SPEC §2.5): delta = sigma/2, gamma = 0.5, u = 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from replication.nets import build_net
+from replication.schemes import MDAE
+
+
+@dataclass(frozen=True)
+class Case:
+    net: str
+    M: int
+    shape: tuple[int, ...]  # per-measurement data shape S
+    sigma: float = 1.0
+    sigmoid: bool = False
+    kw: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        """Input/output width of the net: M*C for images, M*D for vectors."""
+        return self.M * self.shape[0]
+
+    @property
+    def delta(self) -> float:
+        return self.sigma / 2
+
+    def with_(self, **changes) -> "Case":
+        d = self.__dict__ | changes
+        return Case(**d)
+
+
+CASES = {
+    "quick": Case("small_unet", 16, (1, 28, 28), kw={"width": 32}),
+    "mlp": Case("mlp", 8, (2,), kw={"hidden": 256, "depth": 3}),
+    "u2net28": Case("u2net", 16, (1, 28, 28), kw={"width_factor": 1}),
+    "u2net32": Case("u2net", 8, (3, 32, 32), sigmoid=True, kw={"width_factor": 2}),
+}
+
+GAMMA, U = 0.5, 1.0
+
+
+def build(case: Case, device: str | torch.device = "cpu", seed: int = 0) -> MDAE:
+    """The MDAE scheme around a freshly initialised net (eval mode; timings do not depend on the weights)."""
+    torch.manual_seed(seed)
+    net = build_net(case.net, case.channels, case.channels, **case.kw)
+    return MDAE(net, case.sigma, case.M, sigmoid=case.sigmoid).to(device).eval()
+
+
+def is_image(case: Case) -> bool:
+    return len(case.shape) == 3

@@ -1,0 +1,89 @@
+"""Smoke tests of the benchmark harness (benchmarks/): it runs a tiny config and writes the expected CSV
+row, and the FLOP counter the cost model relies on gives the analytic count. No timing assertions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks import common, cost_model, walk_step
+from benchmarks.cases import Case
+
+TINY = Case("small_unet", 2, (1, 8, 8), kw={"width": 8})
+
+
+def test_walk_step_writes_csv_row(tmp_path):
+    rows = walk_step.bench_case("tiny", TINY, 1, steps=2, repeats=2, warmup=1, device=torch.device("cpu"),
+                                variants={"no_grad", "overhead"})
+    path = common.append_csv("walk_step", rows, tmp_path)
+    common.append_csv("walk_step", rows[:1], tmp_path)  # appending keeps earlier rows
+    df = pd.read_csv(path)
+    assert len(df) == 3
+    assert list(df["variant"][:2]) == ["no_grad", "overhead"]
+    for col in ("ms_median", "ms_q1", "ms_q3", "ratio_median", "baseline", "load1_start", "git_sha", "torch",
+                "device_name", "threads", "batch", "M"):
+        assert col in df.columns, col
+    standard = [c for c in common.COLUMNS if c in df.columns]
+    assert list(df.columns[: len(standard)]) == standard  # standard columns first, in order
+    assert (df["ms_median"] > 0).all() and (df["ratio_median"] > 0).all()
+    assert df["walk_over_fwd_est"].notna().tolist() == [False, True, False]  # only on the overhead row
+
+
+def test_time_interleaved_shapes_and_units():
+    calls = []
+    times = common.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3,
+                                    warmup=1, units={"b": 4})
+    assert set(times) == {"a", "b"} and all(len(t) == 3 for t in times.values())
+    assert calls == ["b", "a", "a", "b", "b", "a", "a", "b"]  # order alternates: no fn always runs first
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_flop_counter_matches_analytic_conv(dilation):
+    conv = torch.nn.Conv2d(3, 5, 3, padding=dilation, dilation=dilation)
+    x = torch.randn(2, 3, 8, 8)
+    with FlopCounterMode(display=False) as counter:
+        conv(x)
+    assert counter.get_total_flops() == 2 * 2 * 5 * 8 * 8 * 3 * 3 * 3  # 2 * N * C_out * H * W * C_in * k * k
+
+
+def test_flop_counter_on_meta_device_and_kernel_log():
+    with torch.device("meta"):
+        conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+        x = torch.empty(1, 4, 16, 16)
+    assert cost_model.count_flops(conv, x) == 2 * 6 * 16 * 16 * 4 * 9
+    with cost_model.KernelLog() as log:
+        torch.nn.functional.silu(conv(x))
+    assert [(name, flops) for name, flops, _ in log.ops] == [("aten.convolution.default", 2 * 6 * 16 * 16 * 4 * 9),
+                                                             ("aten.silu.default", 0)]
+
+
+def test_lean_walk_is_the_library_walk_arithmetic():
+    """The `lean` variant differs from replication.walk_jump.walk only in where finiteness is checked."""
+    from replication.walk_jump import init_chains, walk
+
+    score = lambda y: (0.5 * torch.tanh(y) - y)  # noqa: E731
+    y, v = init_chains(2, 3, (1, 4, 4), 1.0, torch.Generator().manual_seed(0))
+    kw = dict(steps=5, delta=0.5, gamma=0.5, u=1.0)
+    a = walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
+    b = walk_step.lean_walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+def test_cuda_graph_step_needs_cuda_tensors():
+    scheme = walk_step.build(TINY)
+    y = torch.zeros(1, TINY.M, *TINY.shape)
+    with pytest.raises(RuntimeError):
+        walk_step.cuda_graph_step(scheme, y, y, delta=0.5, gamma=0.5, u=1.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_step_replays():
+    scheme = walk_step.build(TINY, "cuda")
+    y = torch.rand(2, TINY.M, *TINY.shape, device="cuda")
+    replay, y_s, v_s = walk_step.cuda_graph_step(scheme, y, torch.zeros_like(y), delta=0.5, gamma=0.5, u=1.0)
+    before = y_s.clone()
+    replay()
+    torch.cuda.synchronize()
+    assert torch.isfinite(y_s).all() and not torch.equal(before, y_s)
