@@ -171,7 +171,8 @@ class ChainJob(submitit.helpers.Checkpointable):
                 target = self._next_boundary(step, c)
                 try:
                     y, v = walk(scheme.score, y, v, steps=target - step, delta=e.delta, gamma=c.gamma, u=c.u,
-                                generator=gens, scheme=c.scheme, start_step=step)
+                                generator=gens, scheme=c.scheme, start_step=step,
+                                check_every=1 if device.type == "cpu" else 100)
                     if not torch.isfinite(v).all():  # walk watches y; v feeds y, but be explicit
                         raise ChainDiverged(target, f"walk-jump chain velocity became non-finite by step {target}")
                 except ChainDiverged as err:

@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args)
-    except (ValueError, DatasetMissing, NotImplementedError, ChainDiverged, ConfigMismatch, FileNotFoundError) as err:
+    except (ValueError, DatasetMissing, NotImplementedError, ChainDiverged, ConfigMismatch, FileNotFoundError,
+            RuntimeError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

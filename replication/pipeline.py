@@ -11,6 +11,7 @@ submitit's local executor or on SLURM. The score stage publishes a small record 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import socket
 import subprocess
@@ -62,7 +63,7 @@ def stage_status(e: Experiment, stage: str, results: Path | None = None) -> str:
     done = d / "DONE.json"
     if done.exists() and read_json(done).get("key") == stage_key(e, stage):
         return "done"
-    if (d / "FAILED.json").exists():
+    if (d / "FAILED.json").exists() or (d / "run" / "FAILED.json").exists():
         return "failed"
     if d.exists() and any(d.iterdir()):
         return "partial"
@@ -86,7 +87,12 @@ def provenance(device: str = "cpu") -> dict:
         except (OSError, StopIteration):
             pass
         hardware = f"CPU: {cpu} ({torch.get_num_threads()} threads)"
-    return {"git_sha": git("rev-parse", "HEAD") or "unknown", "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    sha, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    snapshot = os.environ.get("REPLICATION_CODE_SNAPSHOT")  # SLURM jobs run from a code snapshot (launch.py)
+    if snapshot and Path(snapshot, "SNAPSHOT.json").exists():
+        meta = read_json(Path(snapshot, "SNAPSHOT.json"))
+        sha, dirty = meta.get("git_commit") or sha, bool(meta.get("git_dirty", dirty))
+    return {"git_sha": sha or "unknown", "git_dirty": dirty,
             "hostname": socket.gethostname(), "hardware": hardware, "device": device, "torch": torch.__version__,
             "python": platform.python_version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 

@@ -10,6 +10,7 @@ order of floating-point reductions.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +58,11 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * scale
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
+    return torch.randperm(n, generator=seeding.generator(seed, "epoch", epoch))
+
+
 def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, torch.Generator]:
     """The step's batch (drop_last epochs) and the generator for its noise, both functions of `step` only."""
     n = data.shape[0]
@@ -64,7 +70,7 @@ def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, tor
     if per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n} training examples")
     epoch, i = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=seeding.generator(cfg.seed, "epoch", epoch))
+    perm = _epoch_permutation(n, cfg.seed, epoch)
     x = data[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
     g = seeding.generator(cfg.seed, "step", step)
     if cfg.hflip:
@@ -117,7 +123,8 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
     model = scheme
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(scheme)
-    opt = torch.optim.Adam(scheme.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0)
+    opt = torch.optim.Adam(scheme.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0,
+                           fused=True)  # same algorithm, one kernel (benchmarks/train_step.py)
     ema = copy.deepcopy(scheme).requires_grad_(False) if cfg.ema_decay > 0 else None
     step, history, wall, running, count = 0, [], 0.0, 0.0, 0
     state = load_training_checkpoint(run_dir, key)
@@ -159,7 +166,11 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
                 for p_ema, p in zip(ema.parameters(), scheme.parameters()):
                     p_ema.lerp_(p, 1 - cfg.ema_decay)
         step += 1
-        running, count = running + loss.item(), count + 1
+        logged = loss.detach()
+        if world > 1:  # log the global-batch loss, not rank 0's slice
+            dist.all_reduce(logged)
+            logged = logged / world
+        running, count = running + logged.item(), count + 1
         if step % cfg.log_every == 0 or step == cfg.steps:
             history.append((step, running / count))
             bar.set_postfix(loss=f"{running / count:.3f}")

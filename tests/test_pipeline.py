@@ -12,7 +12,7 @@ import pytest
 
 from replication.cli import main
 from replication.experiments import resolve
-from replication.pipeline import STAGES, run_dir, stage_status
+from replication.pipeline import STAGES, run_dir, stage_status, train_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -66,7 +66,7 @@ def test_toy_smoke_through_submitit_local_executor_equals_inline(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage,marker", [("train", "train/ckpt.pt"), ("chain", "chain/run/state")])
+@pytest.mark.parametrize("stage,marker", [("train", "ckpt.pt"), ("chain", "chain/run/state")])
 def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     """SIGKILL the whole command once the stage has checkpointed; running it again finishes the table."""
     sets = ["--set", "train.steps=400", "--set", "chain.steps=4000"]
@@ -74,7 +74,7 @@ def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     cmd = [sys.executable, str(REPO / "replicate.py"), "--table", "toy", "--profile", "smoke", "--results", str(tmp_path),
            "--no-progress", *sets]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    target = run_dir(e, tmp_path) / marker
+    target = (train_dir(e, tmp_path) if stage == "train" else run_dir(e, tmp_path)) / marker
     deadline = time.time() + 120
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

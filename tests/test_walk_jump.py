@@ -141,3 +141,15 @@ def test_init_replicates_one_uniform_image_across_measurements():
     y, v = init_chains(2, 8, (1, 4, 4), 1e-6, g)
     assert y.shape == (2, 8, 1, 4, 4) and not v.any()
     assert (y - y[:, :1]).abs().max() < 1e-4 and 0 <= y.min() and y.max() <= 1
+
+
+def test_deferred_divergence_check_reports_the_same_step():
+    """check_every > 1 (no host sync per step, for GPUs) names the same first non-finite step."""
+    steps = []
+    for check_every in (1, 7, 100):
+        y = torch.ones(2, 1, 3)
+        with pytest.raises(ChainDiverged) as info:
+            walk(lambda y: -y, y, torch.zeros_like(y), steps=2000, delta=2.2, gamma=0.5, u=1.0,
+                 generator=torch.Generator().manual_seed(1), check_every=check_every)
+        steps.append(info.value.step)
+    assert steps[0] == steps[1] == steps[2]
