@@ -714,6 +714,7 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     from .pipeline import provenance
 
     prior = prior or ring_prior()
+    prov = provenance()  # at the start: the code this process imported (the working tree may change meanwhile)
     t0, c0 = time.perf_counter(), time.process_time()
     fn = {"large_m": sweep_large_m, "smoothing": sweep_smoothing, "stability": sweep_stability}[sweep]
     rows, extra = fn(p, prior)
@@ -727,7 +728,7 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
         "config": {"claims": asdict(p), "mixture": MIXTURE, "walk": {"delta": "sigma/2", "gamma": 0.5, "u": 1.0,
                                                                      "scheme": "aboba", "init": "uniform_shared"}},
         "seeds": {"base": p.seed, "rule": "seeding.generator('claims', base, <sweep>, <config...>[, chain index])"},
-        "provenance": provenance(), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "provenance": prov, "git_sha_at_end": provenance()["git_sha"], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "torch_threads": torch.get_num_threads(), "notes": NOTES[sweep], **extra,
     }
     if sweep == "stability":
