@@ -211,6 +211,7 @@ def _lever_experiments() -> list[Experiment]:
 
 TABLES = ("mnist", "cifar10", "ffhq256", "toy", "fashion-mnist", "fashion-mnist-levers", "fashion-mnist-M",
           "fashion-mnist-sigma")
+CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma")  # designed for --profile quick
 
 
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:

@@ -345,6 +345,8 @@ def _not_run(e: experiments.Experiment) -> str:
     if not e.implemented:
         return "not implemented yet" + (f" ({e.notes})" if e.notes else "")
     data = DATA_NEEDS.get(e.table)
+    if e.table in experiments.CPU_TABLES:
+        return f"run `python replicate.py --table {e.table} --profile quick` (CPU)"
     if data is None:
         return f"run `python replicate.py --table {e.table} --profile paper`"
     return (f"needs {data} and a GPU; run `python replicate.py --table {e.table} --profile paper "
@@ -494,7 +496,7 @@ def _not_run_lines(table: str, records: list[dict]) -> list[str]:
     for e in experiments.resolve(table, "paper"):
         if e.id not in ran:
             lines.append(f"- `{e.id}`: not run — {_not_run(e)}")
-        elif "paper" not in ran[e.id]:
+        elif "paper" not in ran[e.id] and table not in experiments.CPU_TABLES:
             profiles = "/".join(sorted(ran[e.id], key=lambda p: PROFILE_ORDER.get(p, 9)))
             lines.append(f"- `{e.id}`: paper profile not run (only {profiles} results above) — {_not_run(e)}")
     return lines
@@ -596,7 +598,8 @@ def _extras_section(results_dir: Path, out_dir: Path) -> list[str]:
     parts = []
     for path in files("benchmarks", "*.md"):
         parts += [f"`{_link(path, out_dir)}`:", "", _demote(path.read_text()), ""]
-    other_tables = [p for p in files("tables", "*.csv") if p.stem not in experiments.TABLES]
+    other_tables = [p for p in files("tables", "*.csv")
+                    if p.stem not in experiments.TABLES and not p.stem.startswith("claims_")]
     for path in files("benchmarks", "*.csv") + other_tables:
         parts += _csv_markdown(path, out_dir)
     for path in files("figures", "benchmark*.png"):
@@ -605,6 +608,25 @@ def _extras_section(results_dir: Path, out_dir: Path) -> list[str]:
         return []
     return ["## Benchmarks and other tables", "",
             "> Timings are only comparable on the same hardware; each file names its device.", ""] + parts
+
+
+def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
+    """The poster's claims measured on the toy mixture (`python -m replication.claims toy`), one part per sweep."""
+    if not records:
+        return []
+    lines = ["## The poster's claims, measured on the toy mixture (beyond the paper)", "",
+             "> **Beyond the paper:** measurements on a 2-D Gaussian mixture (ring of 8 modes) where the M-density, "
+             "its score and the Bayes jump are exact; regenerate with `python -m replication.claims toy`.", ""]
+    for r in records:
+        sweep = r["run"].removeprefix("claims_")
+        lines += [f"### {r.get('claim', sweep)}", "",
+                  f"Run `{r['run']}`, code `{_code_version(r.get('provenance', {}).get('git_sha'), r.get('provenance', {}).get('git_dirty'))}`, "
+                  f"{r.get('provenance', {}).get('hardware', '')}.", ""]
+        for path in sorted((results_dir / "tables").glob(f"{r['run']}*.csv")):
+            lines += _csv_markdown(path, out_dir)
+        for path in sorted((results_dir / "figures").glob(f"{r['run']}*.png")):
+            lines += [f"![{path.stem}]({_link(path, out_dir)})", ""]
+    return lines
 
 
 def _versions(records: list[dict]) -> str:
@@ -655,7 +677,8 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
     lines.append("")
     for t in experiments.TABLES:
         lines += _table_section(t, by_table[t], results_dir, out_dir, figures)
-    other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES})
+    lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
+    other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
     if other:
         lines += ["## Records of unknown tables", ""] + [f"- `{run}`" for run in other] + [""]
     lines += _extras_section(results_dir, out_dir)
