@@ -4,6 +4,7 @@ An experiment is a frozen config in four parts: data, model, train, chain (+ sco
 returns the table's experiments under a profile:
 
   paper  the paper's exact hyperparameters (SPEC §3, from the official configs [C]); for GPU clusters.
+  cpu    a long CPU run (about an hour on 2 cores): SmallUNet width 32, 4,000 steps, one 100k-step chain.
   quick  CPU-sized (minutes on 2 cores); a small U-Net instead of the U2Net, shorter training and chains.
   smoke  seconds; for the test suite.
 
@@ -19,7 +20,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 
-PROFILES = ("paper", "quick", "smoke")
+PROFILES = ("paper", "cpu", "quick", "smoke")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,16 @@ def _quick(e: Experiment) -> Experiment:
     return replace(e, model=model, train=train, chain=chain, profile="quick")
 
 
+def _cpu(e: Experiment) -> Experiment:
+    """A long CPU run: the quick recipe with a wider net, 5x the training and a 100k-step chain (5,000 samples)."""
+    q = _quick(e)
+    model = replace(q.model, width=32) if q.model.net == "small_unet" else q.model
+    train = replace(q.train, steps=4 * q.train.steps if q.dataset.startswith("toy:") else 4000, warmup_steps=200,
+                    ckpt_every=200)
+    chain = replace(q.chain, steps=min(e.chain.steps, 100_000), burn_in=1000, ckpt_every=5_000)
+    return replace(q, model=model, train=train, chain=chain, profile="cpu")
+
+
 def _smoke(e: Experiment) -> Experiment:
     """Seconds: the plumbing only; numbers mean nothing."""
     model = replace(e.model, net="small_unet", width=8) if e.model.net == "u2net" else replace(e.model, width=32)
@@ -220,7 +231,7 @@ def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None
         raise ValueError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
-    shrink = {"paper": lambda e: e, "quick": _quick, "smoke": _smoke}[profile]
+    shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
            if e.table == table]
     for e in out:
