@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 .PHONY: quickstart test data slurm
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
