@@ -2,7 +2,8 @@
 
 | case    | net                       | (sigma, M) | S = data shape | sigmoid | as in                  |
 |---------|---------------------------|------------|----------------|---------|------------------------|
-| quick   | SmallUNet(16, 16, w=32)   | (1, 16)    | (1, 28, 28)    | no      | quick profile (F-MNIST) |
+| quick   | SmallUNet(16, 16, w=16)   | (1, 16)    | (1, 28, 28)    | no      | quick profile (F-MNIST) |
+| cpu     | SmallUNet(16, 16, w=32)   | (1, 16)    | (1, 28, 28)    | no      | cpu profile (F-MNIST)   |
 | mlp     | MLP(16, 16, 256 x 3)      | (1, 8)     | (2,)           | no      | toy 2-D data            |
 | u2net28 | U2Net(16, 16, f=1)        | (1, 16)    | (1, 28, 28)    | no      | MNIST MDAE config       |
 | u2net32 | U2Net(24, 24, f=2)        | (1, 8)     | (3, 32, 32)    | yes     | CIFAR-10 MDAE config    |
@@ -43,8 +44,16 @@ class Case:
         return Case(**d)
 
 
+def _profile_width(profile: str) -> int:
+    """The SmallUNet width of a CPU profile, read from the registry so the benchmark follows the profile."""
+    from replication.experiments import resolve
+
+    return resolve("fashion-mnist", profile)[0].model.width
+
+
 CASES = {
-    "quick": Case("small_unet", 16, (1, 28, 28), kw={"width": 32}),
+    "quick": Case("small_unet", 16, (1, 28, 28), kw={"width": _profile_width("quick")}),
+    "cpu": Case("small_unet", 16, (1, 28, 28), kw={"width": _profile_width("cpu")}),
     "mlp": Case("mlp", 8, (2,), kw={"hidden": 256, "depth": 3}),
     "u2net28": Case("u2net", 16, (1, 28, 28), kw={"width_factor": 1}),
     "u2net32": Case("u2net", 8, (3, 32, 32), sigmoid=True, kw={"width_factor": 2}),
