@@ -62,11 +62,11 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
         try:
             ref = _inception_ref(e, results, mode, name, train_x, device)
         except fid.AssetsNotStaged as err:
-            metrics.append(_metric("FID", None, mode=mode, n=n, status="not computed", reason=str(err)))
+            metrics.append(_metric("FID", None, mode=mode, n=n, status="not computed", reason=str(err), extractor=name))
             continue
         rec = fid.score_folder(png, ref, name, mode, device, expected_n=n)
         metrics.append(_metric("FID", rec.get("value"), mode=mode, n=n, reference=str(ref.name),
-                               status=rec.get("status", "ok"), reason=rec.get("reason")))
+                               status=rec.get("status", "ok"), reason=rec.get("reason"), extractor=name))
 
     # The clean-fid path with the test extractor (labelled NOT FID).
     ref = results / "runs" / e.table / f"refstats-{e.dataset}" / f"test-proj16_legacy_tensorflow_train_n{n}.npz"
