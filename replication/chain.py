@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from . import seeding
 from .experiments import Experiment, from_dict
+from .fid import to_uint8
 from .schemes import load_model
 from .storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
 from .walk_jump import ChainDiverged, ChainState, init_chains, walk
@@ -76,10 +77,6 @@ def _exclusive(out: Path, wait_s: float | None = None):
         f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         f.flush()
         yield
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.double().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 class ChainJob(submitit.helpers.Checkpointable):
@@ -250,7 +247,7 @@ class ChainJob(submitit.helpers.Checkpointable):
             if name in buffer[0]:
                 arrays[name] = np.stack([b[name] for b in buffer])
         if image:
-            arrays["images"] = _to_uint8(x)
+            arrays["images"] = to_uint8(x).numpy()  # clip to [0,1], round to nearest
         if save_float or not image:
             arrays["float"] = x.numpy().astype(np.float32)
         buf = io.BytesIO()

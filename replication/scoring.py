@@ -54,6 +54,7 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     n = len(flat)
     png = rd / "export" / "png"
     train_x, _ = load_images(e.dataset, data_root, "train")
+    test_x = load_images(e.dataset, data_root, "test")[0] if (e.score.classifier or e.score.denoise) else None
     metrics: list[dict] = []
 
     # Inception FID, per mode.
@@ -78,9 +79,9 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
                            reference=f"{n} training images", extractor="test-proj16"))
 
     if e.score.classifier:
-        metrics += _classifier_metrics(e, results, torch.from_numpy(flat), data_root)
+        metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
     if e.score.denoise:
-        metrics += _denoise_metrics(e, results, data_root, device)
+        metrics += _denoise_metrics(e, results, test_x, device)
 
     figures = {}
     grid = _figure_path(results, e, "grid")
@@ -115,16 +116,15 @@ def box_blur(images: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
 
 
-def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, data_root: str | None) -> list[dict]:
+def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, train_x: torch.Tensor,
+                        test_x: torch.Tensor) -> list[dict]:
     from .classifier import features, load_classifier, predict
-    from .data import load_images, to_unit
+    from .data import to_unit
     from .metrics import class_coverage, class_histogram, frechet_distance_features
     from .pipeline import classifier_path
 
     model, meta = load_classifier(classifier_path(e, results))
     n = len(samples_u8)
-    test_x, _ = load_images(e.dataset, data_root, "test")
-    train_x, _ = load_images(e.dataset, data_root, "train")
     g = torch.Generator().manual_seed(1)
     ref = to_unit(test_x[torch.randperm(len(test_x), generator=g)[: min(n, len(test_x))]])
     real = to_unit(train_x[torch.randperm(len(train_x), generator=g)[:n]])
@@ -146,18 +146,17 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
     return out
 
 
-def _denoise_metrics(e: Experiment, results: Path, data_root: str | None, device: str, n: int = 1000) -> list[dict]:
+def _denoise_metrics(e: Experiment, results: Path, test_x: torch.Tensor, device: str, n: int = 1000) -> list[dict]:
     """One-step jump quality on held-out images: E|x - x_hat(y)|^2 per image (summed over pixels), against the
     naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
     from .classifier import features, load_classifier
-    from .data import load_images, to_unit
+    from .data import to_unit
     from .metrics import frechet_distance_features
     from .pipeline import classifier_path, train_dir
     from .schemes import load_model
 
     scheme = load_model(train_dir(e, results) / "model.pt", e.image_shape, use_ema=e.train.sample_with_ema,
                         spec=e.model).to(device)
-    test_x, _ = load_images(e.dataset, data_root, "test")
     x = to_unit(test_x[:n]).to(device)
     y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))
     with torch.inference_mode():
