@@ -173,7 +173,7 @@ class TrainStage(Stage):
         t = e.train
         cfg = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed, hflip=t.hflip,
                           ema_decay=t.ema_decay, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
-                          ckpt_every=t.ckpt_every)
+                          precision=t.precision, ckpt_every=t.ckpt_every)
         key = stage_key(e, "train")
         self.dir.mkdir(parents=True, exist_ok=True)
         out = train(scheme, data.to(self.device), cfg, self.dir, key=key, progress=self.progress, stop_after=stop_after)

@@ -41,7 +41,8 @@ class _Scheme(nn.Module):
 
     def nu(self, y: Tensor) -> Tensor:
         """Network output nu_theta(y / s) with y's shape (N, M, *S)."""
-        return _unstack_measurements(self.net(_stack_measurements(y / self.s)), self.M)
+        out = self.net(_stack_measurements(y / self.s)).to(y.dtype)  # fp32 loss under bf16 autocast
+        return _unstack_measurements(out, self.M)
 
     def x_hat(self, y: Tensor) -> Tensor:
         """The M estimates x_hat_m(y): (N, M, *S)."""
@@ -96,7 +97,7 @@ class MDAE(_Scheme):
     def nu(self, y: Tensor) -> Tensor:
         if self.parametrization == "mdae":
             return super().nu(y)
-        d = self.net(y.mean(1) / self.s)  # D(y_bar): (N, *S)
+        d = self.net(y.mean(1) / self.s).to(y.dtype)  # D(y_bar): (N, *S)
         return d.unsqueeze(1).expand_as(y)
 
     def x_hat(self, y: Tensor) -> Tensor:

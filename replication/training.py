@@ -38,6 +38,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0 = off, as in the paper's code; beyond-paper option
     lr_schedule: str = "constant"  # "constant" (paper) or "cosine" (beyond-paper option)
     warmup_steps: int = 0
+    precision: str = "fp32"  # "fp32" (reference) or "bf16": bfloat16 autocast of the forward pass, fp32 weights
     ckpt_every: int = 1000
     ckpt_secs: float = 600.0
     log_every: int = 50
@@ -77,6 +78,13 @@ def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, tor
         flip = torch.rand(x.shape[0], generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     return x, g
+
+
+def _autocast(precision: str, device: torch.device):
+    """The forward pass's precision: fp32, or bfloat16 autocast (weights, optimizer and loss stay fp32)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}; known: fp32, bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _rank_world() -> tuple[int, int]:
@@ -157,7 +165,8 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
         part = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step)
-        loss = model(x[part], y[part])
+        with _autocast(cfg.precision, x.device):
+            loss = model(x[part], y[part])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
