@@ -35,6 +35,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="dataset folder (default: data/ or $REPLICATION_DATA)")
     p.add_argument("--results", default=str(REPO_ROOT / "results"), help="results folder (runs/ inside is git-ignored)")
     p.add_argument("--force", action="append", default=[], choices=STAGES, help="redo this stage and the ones after it")
+    p.add_argument("--retrain", action="store_true",
+                   help="train from scratch even when results/models/ holds a committed model of this config (implies --force train)")
+    p.add_argument("--publish-model", action="store_true",
+                   help="copy the finished train stage's model to results/models/ (with its record and held-out loss) to commit it")
     p.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
     p.add_argument("--status", action="store_true", help="print what is done, running or failed")
     p.add_argument("--cancel", action="store_true", help="cancel the table's queued/running jobs")
@@ -112,6 +116,15 @@ def run(args: argparse.Namespace) -> int:
         download(args.download, args.data_root)
         return 0
     exps = select(args)
+    if args.retrain and "train" not in args.force:
+        args.force.append("train")
+    if args.publish_model:
+        from .model_store import publish
+        from .pipeline import stage_key, train_dir
+
+        for e in exps:
+            print(f"{e.id}: published {publish(e, stage_key(e, 'train'), train_dir(e, results), args.data_root)}")
+        return 0
     if args.status:
         print_status(exps, results)
         return 0
@@ -167,7 +180,8 @@ def _run_stages(e, pending, args, results: Path) -> None:
     from .launch import Resources, make_executor, record_job
 
     for s in pending:
-        stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, args.device, not args.no_progress)
+        stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, args.device, not args.no_progress,
+                                 retrain=args.retrain)
         t0 = time.perf_counter()
         if args.launcher == "inline":
             stage()

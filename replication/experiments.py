@@ -191,7 +191,8 @@ def _quick(e: Experiment) -> Experiment:
 # EMA of the weights and a smaller walk step keep a long chain on the data (docs/deviations.md §4).
 CPU_RECIPE = {"model": {"sigmoid": True}, "train": {"ema_decay": 0.999, "sample_with_ema": True},
               "chain": {"delta_over_sigma": 0.25}}
-CPU_RECIPE_TABLES = ("mnist", "fashion-mnist")  # the other image tables keep their rows' own settings
+# The M and sigma tables measure M and sigma *with the working model*; the levers table keeps each row's own levers.
+CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist-sigma")
 
 
 def _with(e: Experiment, recipe: dict) -> Experiment:
@@ -201,7 +202,7 @@ def _with(e: Experiment, recipe: dict) -> Experiment:
 def _cpu(e: Experiment) -> Experiment:
     """A long CPU run (about an hour on one core): SmallUNet width 32, 15,000 bf16 steps (16 epochs), 200k-step chain.
 
-    The `mnist` and `fashion-mnist` tables also take CPU_RECIPE (sigmoid output, EMA 0.999, delta = sigma/4).
+    The CPU_RECIPE_TABLES also take CPU_RECIPE (sigmoid output, EMA 0.999, delta = sigma/4).
     """
     q = _quick(e)
     toy = q.dataset.startswith("toy:")

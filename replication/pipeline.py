@@ -131,8 +131,10 @@ class Stage(submitit.helpers.Checkpointable):
 
     name = ""
 
-    def __init__(self, exp: dict, results: str, data_root: str | None = None, device: str = "cpu", progress: bool = True):
+    def __init__(self, exp: dict, results: str, data_root: str | None = None, device: str = "cpu", progress: bool = True,
+                 retrain: bool = False):
         self.exp, self.results, self.data_root, self.device, self.progress = exp, results, data_root, device, progress
+        self.retrain = retrain  # train stage: ignore a committed model (model_store) and train from scratch
 
     @property
     def e(self) -> Experiment:
@@ -143,7 +145,8 @@ class Stage(submitit.helpers.Checkpointable):
         return stage_dir(self.e, self.name, Path(self.results))
 
     def checkpoint(self, *args, **kwargs):
-        return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.results, self.data_root, self.device, self.progress))
+        return submitit.helpers.DelayedSubmission(type(self)(self.exp, self.results, self.data_root, self.device, self.progress,
+                                                             self.retrain))
 
     def done_record(self) -> dict | None:
         p = self.dir / "DONE.json"
@@ -161,11 +164,21 @@ class TrainStage(Stage):
         from .schemes import build_model, save_model
         from .training import TrainConfig, train
 
+        from .model_store import adopt, find_committed
+
         if (rec := self.done_record()) is not None:
             return rec
         e = self.e
         if not e.implemented:
             raise NotImplementedError(f"{e.id}: {e.notes}")
+        key = stage_key(e, "train")
+        if not self.retrain and (committed := find_committed(e, key)) is not None:
+            done = adopt(e, key, committed, self.dir)
+            s = done["summary"]
+            print(f"  train: using the committed trained model {done['adopted_from']} ({s['steps']:,} steps, "
+                  f"{s['wall_s'] / 60:.0f} min on {done['provenance']['hardware']}); --retrain trains from scratch",
+                  flush=True)
+            return done
         rank = _init_distributed(self.device)
         data = load_training_data(e, self.data_root)
         torch.manual_seed(e.train.seed)  # initial weights
@@ -174,7 +187,6 @@ class TrainStage(Stage):
         cfg = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed, hflip=t.hflip,
                           ema_decay=t.ema_decay, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                           precision=t.precision, ckpt_every=t.ckpt_every)
-        key = stage_key(e, "train")
         self.dir.mkdir(parents=True, exist_ok=True)
         out = train(scheme, data.to(self.device), cfg, self.dir, key=key, progress=self.progress, stop_after=stop_after)
         if out["steps"] < t.steps:

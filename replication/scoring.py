@@ -78,12 +78,16 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     metrics.append(_metric(rec["metric"], rec["value"], mode="legacy_tensorflow", n=n,
                            reference=f"{n} training images", extractor="test-proj16"))
 
+    thinned = _thinned(rd, THINNED_N)
     if e.score.classifier:
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
+        metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
+                                       suffix=f" ({len(thinned['images']):,} thinned)")
+        metrics += _stability_metrics(e, results, rd, test_x)
     if e.score.denoise:
         metrics += _denoise_metrics(e, results, test_x, device)
 
-    figures = {}
+    figures = {"samples": _rel(_save_samples(thinned, results / "samples" / f"{e.run_name}.npz"), results)}
     grid = _figure_path(results, e, "grid")
     idx = np.linspace(0, n - 1, min(100, n)).astype(int)
     sample_grid(torch.from_numpy(flat[idx]), grid, nrow=10)
@@ -116,8 +120,56 @@ def box_blur(images: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
 
 
+THINNED_N = 1000  # jumps committed per chain and scored as "thinned" (issue 11 item 6)
+
+
+def _thinned(rd: Path, n: int) -> dict[str, np.ndarray]:
+    """n jumps of the first chain, evenly spaced over the whole recorded chain (jumps start after burn-in)."""
+    d = read_shards(rd / "chain" / "run", ("images", "step"))
+    idx = np.unique(np.linspace(0, len(d["images"]) - 1, min(n, len(d["images"]))).round().astype(int))
+    return {"images": d["images"][idx, 0], "step": d["step"][idx]}
+
+
+def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
+    """The committed samples anyone can score: uint8 (n, C, H, W) jumps and their walk steps, in a small .npz."""
+    import io
+
+    from .storage import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=thinned["images"].astype(np.uint8), step=thinned["step"].astype(np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _stability_metrics(e: Experiment, results: Path, rd: Path, test_x: torch.Tensor) -> list[dict]:
+    """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
+    from .classifier import load_classifier, predict
+    from .data import to_unit
+    from .metrics import class_histogram
+    from .pipeline import classifier_path
+
+    model, _ = load_classifier(classifier_path(e, results))
+    images = read_shards(rd / "chain" / "run", ("images",))["images"][:, 0]
+    tenth = max(1, len(images) // 10)
+    data = to_unit(test_x)
+    data_shares = class_histogram(predict(model, data), 10)
+    out = [_metric("mean_pixel[data: test images]", data.mean(), n=len(data), reference="held-out test split",
+                   calibration=True)]
+    shares = {}
+    for name, part in (("first 10%", images[:tenth]), ("last 10%", images[-tenth:])):
+        x = to_unit(torch.from_numpy(part))
+        shares[name] = class_histogram(predict(model, x), 10)
+        out.append(_metric(f"mean_pixel[{name} of jumps]", x.mean(), n=len(x), reference="the chain's own jumps"))
+        out.append(_metric(f"class_shares_tv[{name} of jumps vs data]", 0.5 * np.abs(shares[name] - data_shares).sum(),
+                           n=len(x), reference="classifier labels of the test split", histogram=shares[name].tolist()))
+    out.append(_metric("class_shares_tv[first vs last 10% of jumps]",
+                       0.5 * np.abs(shares["first 10%"] - shares["last 10%"]).sum(), n=tenth, reference="first 10%"))
+    return out
+
+
 def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, train_x: torch.Tensor,
-                        test_x: torch.Tensor) -> list[dict]:
+                        test_x: torch.Tensor, suffix: str = "") -> list[dict]:
     from .classifier import features, load_classifier, predict
     from .data import to_unit
     from .metrics import class_coverage, class_histogram, frechet_distance_features
@@ -133,16 +185,21 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
     samples = to_unit(samples_u8)
     labels = predict(model, samples)
     ref_name = f"{len(ref)} held-out test images"
+    shares = class_histogram(labels, 10)
     out = [
-        _metric("classifier_test_accuracy", meta["test_accuracy"], reference="full test split"),
-        _metric("FD_classifier", fd(samples), n=n, reference=ref_name),
-        _metric("class_coverage", class_coverage(labels, 10, 0.02), n=n, reference="classes holding >= 2% of samples"),
-        _metric("FD_classifier[calibration: real train images]", fd(real), n=n, reference=ref_name, calibration=True),
-        _metric("FD_classifier[calibration: 3x3 box-blurred real]", fd(box_blur(real)), n=n, reference=ref_name, calibration=True),
-        _metric("FD_classifier[calibration: uniform noise]", fd(torch.rand(real.shape, generator=g)), n=n,
+        _metric("FD_classifier" + suffix, fd(samples), n=n, reference=ref_name),
+        _metric("class_coverage" + suffix, class_coverage(labels, 10, 0.02), n=n,
+                reference="classes holding >= 2% of samples", histogram=shares.tolist()),
+        _metric("top_class_share" + suffix, shares.max(), n=n, reference="the most frequent class",
+                top_class=int(shares.argmax())),
+        _metric(f"FD_classifier{suffix}[calibration: real train images]", fd(real), n=n, reference=ref_name, calibration=True),
+        _metric(f"FD_classifier{suffix}[calibration: 3x3 box-blurred real]", fd(box_blur(real)), n=n, reference=ref_name,
+                calibration=True),
+        _metric(f"FD_classifier{suffix}[calibration: uniform noise]", fd(torch.rand(real.shape, generator=g)), n=n,
                 reference=ref_name, calibration=True),
     ]
-    out[2]["histogram"] = class_histogram(labels, 10).tolist()
+    if not suffix:
+        out.insert(0, _metric("classifier_test_accuracy", meta["test_accuracy"], reference="full test split"))
     return out
 
 

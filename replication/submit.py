@@ -36,7 +36,7 @@ def submit_slurm(e, pending: list[str], args, results: Path) -> list[str]:
             print(f"  {s}: job {running} is already queued/running; not resubmitted")
             dependency = [running]
             continue
-        stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, device, False)
+        stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, device, False, retrain=getattr(args, "retrain", False))
         ex = make_executor("slurm", rd / "submitit", stage_resources(e, s, cluster), cluster, dependency=dependency or None)
         job = ex.submit(stage)
         record_job(rd, s, job)
