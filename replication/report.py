@@ -25,9 +25,9 @@ from .report_claims import claim_summary, scoreboard
 from .report_figures import chain_diagnostics, chain_strip, loss_curve, metric_vs_samples, sample_grid
 from .report_headline import (banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale,
                               CONTEXT_METRICS)
-from .report_tables import (class_shares, code_version, config_hash, count, duration, hardware, load_records, not_run_reason,
-                            profile_rank, read_records, record_sort_key, results_table, shares_text, text,
-                            to_markdown, top_class, write_tables)
+from .report_tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason,
+                            profile_rank, read_records, record_sort_key, shares_text, text, to_markdown, top_class,
+                            write_tables, load_records, results_table)
 from .storage import atomic_write_bytes
 
 __all__ = ["write_report", "render_report", "render_appendix", "read_records", "load_records", "results_table",
@@ -166,7 +166,7 @@ def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases
         lines.append(head + ".")
         for kind, rel in sorted(figs.items()):
             label = {"grid": "sample grid (jumps spread over the chain)", "strip": "consecutive jumps of one chain"}.get(kind, kind)
-            img = _image(results_dir.parent / rel, f"{r['run']} {kind}", out_dir)
+            img = _image(figure_path(results_dir, rel), f"{r['run']} {kind}", out_dir)
             lines.append(f"  {label}:<br>{img}")
     return lines
 

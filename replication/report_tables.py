@@ -105,6 +105,13 @@ def config_hash(r: dict) -> str:
     return tail if len(tail) == 8 and all(c in "0123456789abcdef" for c in tail) else r["run"]
 
 
+def figure_path(results_dir: Path, rel: str) -> Path:
+    """A record's figure path ("results/figures/x.png", relative to the folder holding the results folder),
+    resolved inside `results_dir` whatever that folder is called (`--results DIR`)."""
+    parts = Path(rel).parts
+    return results_dir.joinpath(*parts[1:]) if parts and parts[0] == "results" else results_dir.parent / rel
+
+
 def hardware(prov: dict) -> str:
     """The hardware of a run; per stage where train, chain and score ran on different machines."""
     stages = {"train": prov.get("train_hardware"), "chain": prov.get("chain_hardware"), "score": prov.get("hardware")}
