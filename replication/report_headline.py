@@ -143,7 +143,7 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
         rows.append(row)
     for n in missing:
         e = registry.get(n.row)
-        rows.append({"run": n.row or "reference row", "profile": "paper",
+        rows.append({"run": n.row or f"reference row ({n.source.split(',')[0].split(' (')[0]})", "profile": "paper",
                      "σ, M": f"{e.model.sigma:g}, {e.model.M}" if e else "—",
                      "params · train · chain steps": paper_scale_short(e) if e else "—",
                      **{_column(k): "" for k in keys}, "paper": n.value,
