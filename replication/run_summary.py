@@ -118,5 +118,5 @@ def rewritten_lines(before: set[str] | None, after: set[str] | None, repo: Path)
     return (["This run rewrote committed files (their committed versions stay in git):"]
             + [f"   {p}" for p in shown]
             + ["   review: git diff --stat -- results REPORT.md",
-               "   restore: git checkout -- results REPORT.md",
+               "   restore: git checkout -- " + (" ".join(changed) if len(changed) <= 4 else "results REPORT.md"),
                "   keep runs apart from the committed records: --results DIR (writes DIR/records and DIR/REPORT.md)"])
