@@ -24,7 +24,7 @@ from . import experiments, paper
 from .report_claims import claim_summary, scoreboard
 from .report_figures import chain_diagnostics, chain_strip, loss_curve, metric_vs_samples, sample_grid
 from .report_headline import (banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale,
-                              CONTEXT_METRICS)
+                              runs_scale, CONTEXT_METRICS)
 from .report_tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason,
                             profile_rank, read_records, record_sort_key, shares_text, text, to_markdown, top_class,
                             write_tables, load_records, results_table)
@@ -186,11 +186,8 @@ def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: 
                    aliases: dict[str, str]) -> list[str]:
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
-    scale_here = "; ".join(dict.fromkeys(
-        f"{count((r.get('train') or {}).get('n_params'))} parameters, {count((r.get('train') or {}).get('steps'))} "
-        f"training steps, chains of {count((r.get('chain') or {}).get('steps'))} steps ({r['profile']})" for r in kept))
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
-              f"{'runs here: ' + scale_here if kept else 'no run recorded here'}.", ""]
+              f"{'runs here: ' + runs_scale(kept) if kept else 'no run recorded here'}.", ""]
     lines += [b for line in banners(kept) for b in (line, "")]
     table_df, notes = headline(records, table, aliases)
     if len(table_df):
