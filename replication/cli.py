@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import experiments
 from .pipeline import REPO_ROOT, STAGE_CLASSES, STAGES, reset_stage, run_dir, stage_status
+from .run_summary import modified_tracked, rewritten_lines, summarize
 
 LAUNCHERS = ("inline", "debug", "local", "slurm")
 
@@ -25,7 +26,9 @@ LAUNCHERS = ("inline", "debug", "local", "slurm")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="replicate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", help=f"one of: {', '.join(experiments.TABLES)}")
-    p.add_argument("--profile", default="quick", help="paper (GPU, exact settings) | quick (CPU, minutes) | smoke (seconds); default quick")
+    p.add_argument("--profile", default="quick", choices=experiments.PROFILES,
+                   help="paper (GPU, exact settings) | cpu (CPU, about an hour) | quick (CPU, minutes) | smoke (seconds); "
+                        "default quick")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set model.sigma=0.5 --set chain.steps=100000")
     p.add_argument("--only", help="comma-separated experiment ids of the table")
@@ -33,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cluster", default=None, help="SLURM cluster profile in slurm/ (e.g. local, example-gpu)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--data-root", default=None, help="dataset folder (default: data/ or $REPLICATION_DATA)")
-    p.add_argument("--results", default=str(REPO_ROOT / "results"), help="results folder (runs/ inside is git-ignored)")
+    p.add_argument("--results", default=str(REPO_ROOT / "results"),
+                   help="results folder (default: the repo's results/, whose records/ and figures/ are committed: a run "
+                        "rewrites them and says so at the end). Another folder gets its own records/ and REPORT.md")
     p.add_argument("--force", action="append", default=[], choices=STAGES, help="redo this stage and the ones after it")
     p.add_argument("--retrain", action="store_true",
                    help="train from scratch even when results/models/ holds a committed model of this config (implies --force train)")
@@ -103,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from .report import write_report
 
-        print(f"wrote {write_report(results / 'records', REPO_ROOT / 'REPORT.md', repo_root=REPO_ROOT)}")
+        out = write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results"
+                           else results / "REPORT.md", repo_root=REPO_ROOT)
+        print(f"wrote {out} and {results / 'APPENDIX.md'}")
         return 0
     if args.stage_assets:
         from .assets import assets_dir, stage_assets
@@ -138,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     if args.assets:
         os.environ["REPLICATION_ASSETS"] = str(Path(args.assets).absolute())
 
-    work = 0
+    before = modified_tracked(REPO_ROOT) if not args.dry_run else None
+    work, ran = 0, []
     for e in exps:
         if not e.implemented:
             print(f"skip {e.id}: not implemented yet ({e.notes})")
@@ -167,13 +175,27 @@ def run(args: argparse.Namespace) -> int:
             submit_slurm(e, pending, args, results)
         else:
             _run_stages(e, pending, args, results)
+        ran.append(e)
     if args.dry_run:
         return 0
     if work == 0:
         print("nothing to do: every stage of every experiment is done (use --force STAGE to redo one)")
     if work and args.launcher != "slurm" or args.wait:
-        _report(results)
+        report = _report(results)
+        if args.launcher != "slurm" and ran:
+            _print_summary(ran, results, report, before)
     return 0
+
+
+def _print_summary(ran, results: Path, report: Path | None, before) -> None:
+    """The closing printout: metrics with calibration points, a verdict, paths; committed files rewritten."""
+    from .report import anchor
+
+    report = report or REPO_ROOT / "REPORT.md"
+    lines = ["", "Summary of this run (details: the record and the report section named below)"]
+    lines += summarize([(e.run_name, e.table, anchor(e.table)) for e in ran], results, REPO_ROOT, report)
+    lines += rewritten_lines(before, modified_tracked(REPO_ROOT), REPO_ROOT)
+    print("\n".join(lines), flush=True)
 
 
 def _run_stages(e, pending, args, results: Path) -> None:
@@ -195,14 +217,14 @@ def _run_stages(e, pending, args, results: Path) -> None:
         print(f"  {s}: done in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-def _report(results: Path) -> None:
-    try:
-        from .report import write_report
-    except ImportError:
-        return
-    if (results / "records").exists():
-        write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",
-                     repo_root=REPO_ROOT)
+def _report(results: Path) -> Path | None:
+    """Regenerate the report of a results folder: REPORT.md for the repo's results/, else <results>/REPORT.md."""
+    from .report import write_report
+
+    if not (results / "records").exists():
+        return None
+    return write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",
+                        repo_root=REPO_ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,5 +40,40 @@ PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class PaperClaim:
+    """A claim of the poster, as the report's scoreboard lists it; `key` names the rule in report_claims.py
+    that turns records into a verdict."""
+
+    key: str
+    claim: str
+    target: str
+    source: str
+    tables: tuple[str, ...]  # the paper tables the claim is about (their sections are linked)
+
+
+POSTER = "poster"
+CLAIMS: tuple[PaperClaim, ...] = (
+    PaperClaim("stable_1m", "Stable chains with 1 million steps on MNIST and CIFAR-10",
+               "single chains of 1,000,000 walk steps that stay finite and do not drift", f"{POSTER}, M-densities panel",
+               ("mnist", "cifar10")),
+    PaperClaim("fid_one_chain", "CIFAR-10 FID from a single MCMC chain",
+               "FID 43.95 from 50,000 samples of one 1,000,000-step chain", f"{POSTER}, CIFAR-10 panel", ("cifar10",)),
+    PaperClaim("fid_larger_m", "CIFAR-10 FID with larger M and improved training (work in progress)",
+               "FID 21.74; sigma, M and architecture not given", f"{POSTER}, CIFAR-10 panel", ("cifar10",)),
+    PaperClaim("ffhq256", "First unconditional MCMC-based generative model on FFHQ-256",
+               "chains of a sigma=4, M=8 MDAE on FFHQ-256, 10 walk steps per image, from noise",
+               f"{POSTER}, M-densities panel", ("ffhq256",)),
+    PaperClaim("exact_large_m", "This sampling scheme is exact for large M",
+               "walk-jump samples approach p_X as M grows", f"{POSTER}, walk-jump panel", ("toy",)),
+    PaperClaim("smoothing", "Smoothing is key for good mixing",
+               "more smoothing, faster mixing between modes", f"{POSTER}, M-densities panel", ("toy",)),
+)
+
+# Parameter counts of the paper's networks (the official U2Net configs; SPEC §3, checked in nets.py), keyed by
+# (net, width factor, input channels = M x image channels): the scale the report compares runs with.
+NET_PARAMS: dict[tuple[str, int, int], int] = {("u2net", 1, 16): 28_259_552, ("u2net", 2, 24): 112_856_784}
+
+
 def numbers_for(table: str) -> list[PaperNumber]:
     return [n for n in PAPER_NUMBERS if n.table == table]

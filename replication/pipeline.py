@@ -87,7 +87,9 @@ def provenance(device: str = "cpu") -> dict:
         except (OSError, StopIteration):
             pass
         hardware = f"CPU: {cpu} ({torch.get_num_threads()} threads)"
-    sha, dirty = git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    # Code dirtiness only: results/ and REPORT.md are outputs a run itself rewrites (records, figures, report).
+    sha = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)REPORT.md"))
     snapshot = os.environ.get("REPLICATION_CODE_SNAPSHOT")  # SLURM jobs run from a code snapshot (launch.py)
     if snapshot and Path(snapshot, "SNAPSHOT.json").exists():
         meta = read_json(Path(snapshot, "SNAPSHOT.json"))

@@ -47,7 +47,7 @@ def _rel(path: Path, results: Path) -> str:
 def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
     from . import fid
     from .data import load_images
-    from .report import chain_strip, sample_grid
+    from .report_figures import chain_strip, sample_grid
 
     samples = read_shards(rd / "chain" / "run", ("images",))["images"]  # (n_jumps, chains, C, H, W)
     flat = samples.reshape(-1, *samples.shape[2:])
