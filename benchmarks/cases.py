@@ -1,4 +1,4 @@
-"""The networks the benchmarks time: the quick-profile nets and the paper's U2Nets (SPEC §3, §3.1).
+"""The networks the benchmarks time: the quick-profile nets and the paper's U2Nets (docs/official-settings.md §2, §4).
 
 | case    | net                       | (sigma, M) | S = data shape | sigmoid | as in                  |
 |---------|---------------------------|------------|----------------|---------|------------------------|
@@ -8,7 +8,7 @@
 | u2net28 | U2Net(16, 16, f=1)        | (1, 16)    | (1, 28, 28)    | no      | MNIST MDAE config       |
 | u2net32 | U2Net(24, 24, f=2)        | (1, 8)     | (3, 32, 32)    | yes     | CIFAR-10 MDAE config    |
 
-Walk parameters follow the MDAE configs (SPEC §2.5): delta = sigma/2, gamma = 0.5, u = 1.
+Walk parameters follow the MDAE configs (docs/official-settings.md §3): delta = sigma/2, gamma = 0.5, u = 1.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Counts (forward, batch 1) come from torch.utils.flop_counter.FlopCounterMode on the meta device (no
 memory, no compute; convolutions and matmuls only, 2 FLOPs per multiply-add) for the three paper
-configs (SPEC §3): MNIST U2Net f=1 28x28 M=16, CIFAR-10 U2Net f=2 32x32 M=8, FFHQ-256 U2Net f=2
+configs (docs/official-settings.md §2): MNIST U2Net f=1 28x28 M=16, CIFAR-10 U2Net f=2 32x32 M=8, FFHQ-256 U2Net f=2
 256x256 M=8. The backward is counted the same way (fwd+bwd, ~3x forward: the first conv needs no
 input gradient). A dispatch-mode log of every aten op of one forward gives the number of kernels and,
 per kernel, its FLOPs and bytes touched, for a per-kernel roofline of a batch-1 chain step.
@@ -12,7 +12,7 @@ Cost model (H100 SXM5; every assumption is a named constant below and a column o
             FP32 (CUDA cores) and for TF32 tensor cores (PyTorch 1.9, the paper's version, ran cuDNN
             convs in TF32 by default on Ampere and later). Data parallelism (4 GPUs for CIFAR/FFHQ)
             changes wall-clock, not GPU-hours (communication ignored).
-  chain     a 1M-step walk at batch 1 (one MDAE forward per step, SPEC §2.2, the jump reuses it).
+  chain     a 1M-step walk at batch 1 (one MDAE forward per step, docs/method.md §3.2, the jump reuses it).
             At batch 1 the step is latency-bound: each kernel costs at least a floor (launch +
             minimal kernel time), so per step
               graph  (CUDA graph replay)  sum_k max(floor, flops_k/(peak eff), bytes_k/(BW eff))
@@ -60,7 +60,7 @@ SYNC_S = 15e-6  # one device->host sync per walk step (the finiteness check), ea
 CHAIN_STEPS = 1_000_000
 THROUGHPUT_BATCH = 256
 
-CONFIGS = [  # SPEC §3: name, width factor, C, H, M, optimizer steps, global batch, GPUs
+CONFIGS = [  # docs/official-settings.md §2: name, width factor, C, H, M, optimizer steps, global batch, GPUs
     dict(dataset="MNIST", f=1, C=1, H=28, M=16, steps=469_000, batch=128, gpus=1),
     dict(dataset="CIFAR-10", f=2, C=3, H=32, M=8, steps=195_000, batch=256, gpus=4),
     dict(dataset="FFHQ-256", f=2, C=3, H=256, M=8, steps=1_090_000, batch=16, gpus=4),

@@ -2,9 +2,10 @@
 
 The training step is the body of `replication.training.train`: the step's batch and noise generator
 from `global_batch` (a fresh seeded epoch permutation per step), y = mnm.measure(x, g), the MDAE loss
-(SPEC §1.5), zero_grad, backward, Adam step (SPEC §3) and `loss.item()`. The baseline is
-`net(y_stacked).square().mean().backward()` on a fixed batch of the same shape. Each variant is
-interleaved with its own baseline (benchmarks/common.py); ratios are per repeat.
+(docs/method.md §2.1), zero_grad, backward, Adam step (docs/official-settings.md §2) and
+`loss.item()`. The baseline is `net(y_stacked).square().mean().backward()` on a fixed batch of the
+same shape. Each variant is interleaved with its own baseline (benchmarks/common.py); ratios are per
+repeat.
 
 Variants (all against fwd_bwd):
   train_step          the library step (Adam with PyTorch's default implementation for the device)

@@ -1,6 +1,6 @@
 """One walk step against one bare forward of nu_theta: how much does the sampler add to the net?
 
-A walk step (SPEC §2.2, ABOBA, one score per step) is timed as the library's `walk(scheme.score, ...)`
+A walk step (docs/method.md §3.2, ABOBA, one score per step) is timed as the library's `walk(scheme.score, ...)`
 with steps=k, divided by k; the baseline is k bare forwards of the net on the stacked input
 (N, M*C, H, W) under the same grad mode. Both are interleaved per repeat (benchmarks/common.py); the
 ratio walk/forward is taken per repeat, then its median and IQR. Target: <= 1.10 at batch 1 on CPU

@@ -298,7 +298,7 @@ def test_local_executor_usr2_requeues_and_completes(cases, tmp_path, monkeypatch
     preemption does. Waiting for submitit's local time limit instead (`timeout_min=4/60, signal_delay_s=1`)
     cannot be sized for busy 2-core machines: the torch import alone takes 1.5-6 s there, and a USR2 that
     arrives before submitit has installed its handler (after unpickling, i.e. after the import) kills the task
-    (ECOSYSTEM §2.7)."""
+    (docs/on-disk.md §6.4)."""
     case = cases("toy_long")
     c = case.e.chain
     case.reference()

@@ -1,4 +1,4 @@
-"""Closed-form checks of the M-density, its score and the Bayes estimators (SPEC §1.2-1.4, §7.1)."""
+"""Closed-form checks of the M-density, its score and the Bayes estimators (docs/method.md §1)."""
 
 import math
 
@@ -35,7 +35,10 @@ def test_score_and_x_hat_agree_across_measurements(mixture, sigma):
 
 
 def test_x_hat_is_single_measurement_tweedie_at_sigma_eff(mixture):
-    """x_hat(y) = y_bar + sigma_eff^2 grad log p_{sigma_eff}(y_bar), sigma_eff = sigma/sqrt(M) (SPEC §1.4.3)."""
+    """x_hat(y) = y_bar + sigma_eff^2 grad log p_{sigma_eff}(y_bar), sigma_eff = sigma/sqrt(M).
+
+    docs/method.md §1.3, Eq. 5.
+    """
     sigma, M = 1.0, 8
     mnm = GaussianMNM(sigma, M)
     assert mnm.sigma_eff == pytest.approx(sigma / math.sqrt(M))
@@ -76,7 +79,7 @@ def test_log_prob_matches_dense_gaussian_for_one_component():
 
 
 def test_poisson_robbins_formula_matches_gamma_posterior_mean():
-    """Gamma(a, b) prior on the rate: E[X|y] = (a + sum_m y_m)/(M + b) for every m (SPEC §1.2)."""
+    """Gamma(a, b) prior on the rate: E[X|y] = (a + sum_m y_m)/(M + b) for every m (docs/method.md §1.6)."""
     a, b, M = 3.0, 0.5, 4
 
     def log_p(y):  # exact Poisson-Gamma M-density per coordinate, summed over coordinates

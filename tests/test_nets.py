@@ -1,4 +1,4 @@
-"""Tests for replication/nets.py: U2Net parameter counts and shapes (SPEC §3, §3.1), small nets,
+"""Tests for replication/nets.py: U2Net parameter counts and shapes (docs/official-settings.md §2, §4), small nets,
 registry.
 
 Large models are built on the meta device (no memory, no init, no compute) where only parameter
@@ -17,7 +17,7 @@ def count_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-# U2Net (SPEC §3, §3.1).
+# U2Net (docs/official-settings.md §2, §4).
 
 
 @pytest.mark.parametrize(

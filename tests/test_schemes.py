@@ -1,4 +1,4 @@
-"""MDAE and MEM plumbing (SPEC §1.5-1.6, §7.2) and a small MDAE that learns the Bayes estimator."""
+"""MDAE and MEM plumbing (docs/method.md §2) and a small MDAE that learns the Bayes estimator."""
 
 import math
 
@@ -38,7 +38,7 @@ def test_mdae_score_jump_and_loss_normalisation():
     nu = torch.sigmoid(mdae.nu(y))
     torch.testing.assert_close(mdae.score(y), (nu - y) / 0.25)  # poster Eq. 2
     torch.testing.assert_close(mdae.jump(y), nu.mean(1))  # jump = mean over m of nu_m (Eq. 4)
-    expected = sum(((x - nu[:, m]) ** 2).flatten(1).sum(1).mean() for m in range(4)) / 4  # Eq. 3, SPEC §1.5
+    expected = sum(((x - nu[:, m]) ** 2).flatten(1).sum(1).mean() for m in range(4)) / 4  # Eq. 9, docs/method.md §2.1
     torch.testing.assert_close(mdae.loss(x, y=y), expected)
     assert 0 < mdae.jump(y).min() and mdae.jump(y).max() < 1
 
@@ -66,7 +66,7 @@ def test_unknown_scheme_names_the_known_ones():
 
 @pytest.mark.slow
 def test_small_mdae_reaches_bayes_mse_on_a_2d_mixture(tmp_path):
-    """The learned jump is within 10% of the exact Bayes risk E|X - E[X|y]|^2 (the MDAE's optimum, SPEC §1.6c)."""
+    """The learned jump is within 10% of the exact Bayes risk E|X - E[X|y]|^2 (MDAE optimum, docs/method.md §2.2)."""
     prior = GaussianMixture(torch.tensor([[-1.5, 0.0], [1.5, 0.5], [0.0, -1.5]]), torch.tensor([0.3, 0.2, 0.4]),
                             torch.tensor([0.5, 0.3, 0.2]))
     sigma, M = 1.0, 4

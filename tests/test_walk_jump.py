@@ -26,14 +26,14 @@ def gaussian_moments(s, delta, gamma, u, scheme="aboba", chains=4000, burn=300, 
 
 @pytest.mark.parametrize("s,delta,gamma,u", [(1.0, 0.5, 0.5, 1.0), (1.0, 1.0, 0.5, 1.0), (4.0, 2.0, 0.5, 1.0), (1.0, 0.5, 1.0, 2.0)])
 def test_aboba_stationary_moments_on_gaussian(s, delta, gamma, u):
-    """SPEC §2.7: Var(y) = s^2 exactly, Var(v) = u / (1 - u delta^2 / (4 s^2))."""
+    """docs/method.md §3.4: Var(y) = s^2 exactly, Var(v) = u / (1 - u delta^2 / (4 s^2))."""
     var_y, var_v = gaussian_moments(s, delta, gamma, u)
     assert var_y == pytest.approx(s**2, rel=0.03)
     assert var_v == pytest.approx(u / (1 - u * delta**2 / (4 * s**2)), rel=0.03)
 
 
 def cheng_stationary_covariance(s, delta, gamma, u):
-    """Fixed point of S = A S A^T + Q for the frozen-gradient linear SDE step of SPEC §2.3 on N(0, s^2)."""
+    """Fixed point of S = A S A^T + Q for the frozen-gradient linear SDE step of docs/method.md §3.3 on N(0, s^2)."""
     z1, z2 = math.exp(-gamma * delta), math.exp(-2 * gamma * delta)
     c = (1 - z1) / gamma
     A = torch.tensor([[1 - u / gamma * (delta - c) / s**2, c], [-u * c / s**2, z1]], dtype=torch.float64)
