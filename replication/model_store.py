@@ -19,6 +19,11 @@ from .experiments import Experiment
 from .storage import atomic_write_json, read_json
 
 MODELS = Path(__file__).resolve().parent.parent / "results" / "models"
+
+
+def models_dir() -> Path:
+    """results/models/ of the repository, or $REPLICATION_MODELS (tests, a shared model store)."""
+    return Path(os.environ.get("REPLICATION_MODELS", MODELS))
 MAX_BYTES = 10 * 2**20  # a committed model stays small (issue 11: at most 10 MB)
 
 
@@ -26,9 +31,9 @@ def committed_name(e: Experiment, key: str) -> str:
     return f"{e.dataset.replace(':', '-')}-{e.profile}-{key[:8]}"
 
 
-def find_committed(e: Experiment, key: str, models: Path = MODELS) -> Path | None:
+def find_committed(e: Experiment, key: str) -> Path | None:
     """The committed model file for this train config, or None."""
-    path = models / f"{committed_name(e, key)}.pt"
+    path = models_dir() / f"{committed_name(e, key)}.pt"
     return path if path.exists() and (path.with_suffix(".json")).exists() else None
 
 
@@ -42,7 +47,7 @@ def adopt(e: Experiment, key: str, committed: Path, train_dir: Path) -> dict:
     tmp = train_dir / f".model.pt.tmp{os.getpid()}"
     shutil.copyfile(committed, tmp)
     tmp.replace(train_dir / "model.pt")
-    done = dict(meta, adopted_from=str(committed.relative_to(committed.parents[2])))
+    done = dict(meta, adopted_from=str(committed))
     atomic_write_json(train_dir / "DONE.json", done)
     return done
 
@@ -63,7 +68,7 @@ def heldout_loss(e: Experiment, model_path: Path, data_root: str | None, n: int 
     return out
 
 
-def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None, models: Path = MODELS) -> Path:
+def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None) -> Path:
     """Commit-ready copy of a finished train stage: model file + JSON record (never overwrites a different model)."""
     done = read_json(train_dir / "DONE.json")
     if done.get("key") != key:
@@ -72,6 +77,7 @@ def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None, mod
     if src.stat().st_size > MAX_BYTES:
         raise ValueError(f"{src} is {src.stat().st_size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB limit "
                          f"for a committed model")
+    models = models_dir()
     dest = models / f"{committed_name(e, key)}.pt"
     if dest.exists() and dest.read_bytes() != src.read_bytes():
         raise FileExistsError(f"{dest} exists with other weights: move it aside first")

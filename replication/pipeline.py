@@ -177,7 +177,7 @@ class TrainStage(Stage):
         if not self.retrain and (committed := find_committed(e, key)) is not None:
             done = adopt(e, key, committed, self.dir)
             s = done["summary"]
-            print(f"  train: using the committed trained model {done['adopted_from']} ({s['steps']:,} steps, "
+            print(f"  train: using the committed trained model {_relative(committed)} ({s['steps']:,} steps, "
                   f"{s['wall_s'] / 60:.0f} min on {done['provenance']['hardware']}); --retrain trains from scratch",
                   flush=True)
             return done
@@ -199,6 +199,10 @@ class TrainStage(Stage):
         summary = {"steps": out["steps"], "wall_s": out["wall_s"], "final_loss": out["final_loss"],
                    "history": out["history"], "n_params": sum(p.numel() for p in scheme.parameters())}
         return _mark_done(self.dir, key, summary, self.device)
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _init_distributed(device: str) -> int:
@@ -298,7 +302,9 @@ class ScoreStage(Stage):
 
         e = self.e
         metrics, figures = scoring.score_run(e, run_dir(e, Path(self.results)), Path(self.results), self.data_root, self.device)
-        done = _mark_done(self.dir, stage_key(e, "score"), {"metrics": metrics, "figures": figures}, self.device)
+        samples = figures.pop("samples", None)  # the committed thinned jumps (.npz), not a figure
+        done = _mark_done(self.dir, stage_key(e, "score"), {"metrics": metrics, "figures": figures, "samples": samples},
+                          self.device)
         publish_record(e, Path(self.results))
         return done
 
@@ -318,6 +324,7 @@ def publish_record(e: Experiment, results: Path) -> Path:
         "train": train["summary"] | {"history": hist[::stride]},
         "chain": {k: v for k, v in chain["summary"].items() if k != "key"},
         "metrics": score["summary"]["metrics"], "figures": score["summary"]["figures"],
+        "samples": score["summary"].get("samples"),
     }
     path = results / "records" / f"{e.run_name}.json"
     atomic_write_json(path, record)
