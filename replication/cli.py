@@ -126,11 +126,13 @@ def run(args: argparse.Namespace) -> int:
     if args.retrain and "train" not in args.force:
         args.force.append("train")
     if args.publish_model:
-        from .model_store import publish
-        from .pipeline import stage_key, train_dir
+        from .model_store import publish, publish_classifier
+        from .pipeline import classifier_path, stage_key, train_dir
 
         for e in exps:
             print(f"{e.id}: published {publish(e, stage_key(e, 'train'), train_dir(e, results), args.data_root)}")
+            if e.score.classifier and classifier_path(e, results).exists():
+                print(f"{e.id}: published {publish_classifier(e.dataset, classifier_path(e, results))}")
         return 0
     if args.status:
         print_status(exps, results)

@@ -1,5 +1,8 @@
 """Trained models committed to the repository (`results/models/`): publish a finished train stage, adopt it later.
 
+The suite's Fashion-MNIST classifier (the feature space of FD_classifier) is committed the same way, as
+`classifier-<dataset>.pt`, so every machine scores in the same features.
+
 A committed model is `results/models/<dataset>-<profile>-<train key 8>.pt` (the train stage's model.pt, weights
 and EMA weights, checksummed) beside `<same>.json`: the train stage's DONE.json (config key, summary with the
 loss history and wall time, provenance: code version, hardware, load) plus the held-out loss measured when it
@@ -86,4 +89,30 @@ def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None) -> 
     meta = dict(done, config=e.to_dict(), heldout_loss=heldout_loss(e, src, data_root),
                 load_avg_at_publish=list(os.getloadavg()), file_bytes=src.stat().st_size)
     atomic_write_json(dest.with_suffix(".json"), meta)
+    return dest
+
+
+def classifier_name(dataset: str) -> str:
+    return f"classifier-{dataset}.pt"
+
+
+def adopt_classifier(dataset: str, dest: Path) -> Path | None:
+    """Copy the committed classifier of `dataset` to `dest`; None when there is none."""
+    committed = models_dir() / classifier_name(dataset)
+    if not committed.exists():
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    shutil.copyfile(committed, tmp)
+    tmp.replace(dest)
+    return committed
+
+
+def publish_classifier(dataset: str, path: Path) -> Path:
+    """Commit-ready copy of a trained classifier (refuses to replace a different committed one)."""
+    dest = models_dir() / classifier_name(dataset)
+    if dest.exists() and dest.read_bytes() != path.read_bytes():
+        raise FileExistsError(f"{dest} exists with other weights: every recorded FD_classifier uses it; move it aside first")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest)
     return dest

@@ -277,13 +277,18 @@ class ClassifierStage(Stage):
         from .classifier import evaluate, save_classifier, train_classifier
         from .data import load_images
 
+        from .model_store import adopt_classifier
+
         e = self.e
         path = classifier_path(e, Path(self.results))
         if path.exists():
             return {"path": str(path)}
+        fast = e.profile == "smoke"
+        if not fast and (committed := adopt_classifier(e.dataset, path)) is not None:
+            print(f"  classifier: using the committed classifier {_relative(committed)}", flush=True)
+            return {"path": str(path), "adopted_from": str(committed)}
         x, y = load_images(e.dataset, self.data_root, "train")
         xt, yt = load_images(e.dataset, self.data_root, "test")
-        fast = e.profile == "smoke"
         t0 = time.perf_counter()
         model = train_classifier(x[:5000] if fast else x, y[:5000] if fast else y, epochs=1 if fast else 3, seed=0)
         acc = evaluate(model, xt, yt)
