@@ -187,6 +187,22 @@ class GaussianMixture:
         post_means = (self.means[None] * self.stds[None, :, None] ** -2 + P * y_bar[:, None]) / a[None, :, None]
         return (r[..., None] * post_means).sum(1)
 
+    def x_hat_bar(self, y_bar: Tensor, sigma_eff: float) -> Tensor:
+        """Exact Bayes estimator under equal noise from the mean alone, E[X | y_bar] with y_bar ~ p_X * N(0, sigma_eff^2 I)
+        (the mean is a sufficient statistic, SPEC §1.4.3-4): (N, d) -> (N, d). Equals x_hat(y, mnm) for y_bar = y.mean(1)
+        and sigma_eff = mnm.sigma_eff, with a few times fewer tensor operations (the toy-claims chains)."""
+        se2 = sigma_eff**2
+        s2 = self.stds**2
+        var = s2 + se2  # (K,) variance of y_bar given component k
+        log_c = torch.log(self.weights) - 0.5 * self.d * torch.log(var)
+        shrink = s2 / var  # posterior mean = mu_k (1 - shrink) + shrink * y_bar
+        offset = self.means * (se2 / var)[:, None]  # (K, d)
+        y_bar = y_bar.to(torch.float64)
+        d2 = ((y_bar[:, None, :] - self.means[None]) ** 2).sum(-1)  # (N, K)
+        r = torch.softmax(log_c - d2 / (2 * var), dim=1)
+        post = offset[None] + shrink[None, :, None] * y_bar[:, None, :]  # (N, K, d)
+        return (r[..., None] * post).sum(1)
+
     def score(self, y: Tensor, mnm: GaussianMNM) -> Tensor:
         """Exact score grad_y log p(y) = (x_hat(y) - y_m)/sigma_m^2 for every m (SPEC §1.3-1.4): (N, M, d)."""
         y = y.to(torch.float64)

@@ -107,11 +107,6 @@ class MDAE(_Scheme):
     def score(self, y: Tensor) -> Tensor:
         return (self.x_hat(y) - y) / self.sigma**2
 
-    def score_and_jump(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Score and jump from one forward pass (the walk's last step can reuse it)."""
-        x_hat = self.x_hat(y)
-        return (x_hat - y) / self.sigma**2, x_hat.mean(1)
-
 
 class MEM(_Scheme):
     """Multimeasurement energy model: f(y) = |y - nu_theta(y/s)|^2 / (2 sigma^2), score = -grad f by autograd.
@@ -135,55 +130,4 @@ class MEM(_Scheme):
         return self.x_hat(y, create_graph=True)  # double backprop
 
 
-SCHEMES = {"mdae": MDAE, "mem": MEM}
-
-
-def build_scheme(name: str, net: nn.Module, sigma: float, M: int, **kwargs) -> _Scheme:
-    if name not in SCHEMES:
-        raise ValueError(f"unknown scheme {name!r}; known: {sorted(SCHEMES)} (MUVB is listed in the registry but not implemented yet)")
-    return SCHEMES[name](net, sigma, M, **kwargs)
-
-
-_WIDTH_ARG = {"u2net": "width_factor", "small_unet": "width", "mlp": "hidden"}
-
-
-def build_model(spec, data_shape: tuple[int, ...]) -> _Scheme:
-    """The scheme of an experiments.ModelSpec for data of shape (C, H, W) or (d,); in/out channels = M * C."""
-    from .nets import build_net
-
-    if spec.scheme not in SCHEMES:
-        raise NotImplementedError(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
-                                  f"implemented: {sorted(SCHEMES)}")
-    ybar = spec.parametrization == "ybar"
-    channels = data_shape[0] if ybar else spec.M * data_shape[0]
-    net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width})
-    kwargs = {"sigmoid": spec.sigmoid, "parametrization": spec.parametrization} if spec.scheme == "mdae" else {}
-    return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std, **kwargs)
-
-
-def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:
-    """The trained model file: weights (and EMA weights), the model spec and the train-stage key."""
-    from .storage import save_checked
-
-    save_checked({"state_dict": scheme.state_dict(), "ema_state_dict": ema.state_dict() if ema is not None else None,
-                  "spec": spec_dict, "key": key, "meta": meta or {}}, path)
-
-
-def load_model(path, data_shape: tuple[int, ...], use_ema: bool = False, expect_key: str | None = None,
-               spec=None) -> _Scheme:
-    """Rebuild and load a model written by save_model; refuse one trained under another config.
-
-    `spec` (a ModelSpec) builds the scheme with the caller's (sigma, M) instead of the trained ones; this is
-    how a ybar model trained at sigma_eff serves every (sigma, M) with sigma/sqrt(M) = sigma_eff.
-    """
-    from .experiments import ModelSpec
-    from .storage import load_checked
-
-    blob = load_checked(path)
-    if expect_key is not None and blob["key"] != expect_key:
-        raise ValueError(f"{path} was trained under another configuration (key {blob['key'][:12]} != "
-                         f"{expect_key[:12]}): retrain it (--force train) or point to the matching run folder")
-    scheme = build_model(spec if spec is not None else ModelSpec(**blob["spec"]), data_shape)
-    weights = blob["ema_state_dict"] if use_ema and blob["ema_state_dict"] is not None else blob["state_dict"]
-    scheme.load_state_dict(weights)
-    return scheme.eval()
+SCHEMES = {"mdae": MDAE, "mem": MEM}  # scheme name -> class (runs.models.build_model)

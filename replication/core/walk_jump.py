@@ -16,14 +16,16 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import ReplicationError
+
 Tensor = torch.Tensor
 ScoreFn = Callable[[Tensor], Tensor]
 Generators = torch.Generator | Sequence[torch.Generator]
 
-SCHEMES = ("aboba", "cheng")
+INTEGRATORS = ("aboba", "cheng")  # the walk's `scheme` argument (experiments.ChainSpec.scheme)
 
 
-class ChainDiverged(FloatingPointError):
+class ChainDiverged(ReplicationError, FloatingPointError):
     """The chain state became non-finite; carries the (1-based) step at which it was first seen."""
 
     def __init__(self, step: int, message: str | None = None):
@@ -73,8 +75,8 @@ def walk(
     reaches the host every `check_every` steps (use ~100 on GPUs: no host sync in between).
     """
     _check_params(delta, gamma, u)
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown walk scheme {scheme!r}; known: {SCHEMES}")
+    if scheme not in INTEGRATORS:
+        raise ValueError(f"unknown walk scheme {scheme!r}; known: {INTEGRATORS}")
     y, v = y.clone(), v.clone()
     zeta1, zeta2 = math.exp(-gamma * delta), math.exp(-2 * gamma * delta)
     first_bad = torch.full((), -1, dtype=torch.long, device=y.device)
@@ -119,11 +121,6 @@ def walk(
         y = y_next
         check(k)
     return y, v
-
-
-def jump(x_hat_fn: Callable[[Tensor], Tensor], y: Tensor) -> Tensor:
-    """The jump: x_hat = mean over m of x_hat_m(y) (SPEC §1.7, §2.6). x_hat_fn maps (N, M, *S) -> (N, M, *S)."""
-    return x_hat_fn(y).mean(1)
 
 
 def init_chains(

@@ -24,25 +24,27 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..errors import ReplicationError, UsageError
+
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "ffhq256")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FFHQ_NPY = "ffhq-256.npy"
 FFHQ_URL = "https://openaipublic.blob.core.windows.net/very-deep-vaes-assets/vdvae-assets/ffhq-256.npy"
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(ReplicationError, FileNotFoundError):
     """A dataset is not on disk; the message is one line saying exactly how to get it."""
 
 
 def default_root() -> Path:
     """`$REPLICATION_DATA` if set, else `data/` in the repository root."""
     env = os.environ.get("REPLICATION_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
 
 
 def _check_name(dataset: str) -> None:
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        raise UsageError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
 
 
 def _fix(dataset: str, root: Path) -> str:
@@ -67,7 +69,7 @@ def load_images(
     _check_name(dataset)
     allowed = ("train",) if dataset == "ffhq256" else ("train", "test")
     if split not in allowed:
-        raise ValueError(f"{dataset}: unknown split {split!r}; known: {', '.join(allowed)}")
+        raise UsageError(f"{dataset}: unknown split {split!r}; known: {', '.join(allowed)}")
     explicit = root is not None
     root = Path(root) if explicit else default_root()
     if dataset == "fashion-mnist":
@@ -86,11 +88,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raw = f.read()
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+        raise UsageError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: truncated ({data.size} bytes of data for shape {shape})")
+        raise UsageError(f"{path}: truncated ({data.size} bytes of data for shape {shape})")
     return data.reshape(shape)
 
 
@@ -145,7 +147,7 @@ def _load_ffhq256(root: Path) -> torch.Tensor:
     if npy.is_file():
         x = np.load(npy, mmap_mode="c")
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (256, 256, 3):
-            raise ValueError(f"{npy}: expected uint8 (N, 256, 256, 3), got {x.dtype} {x.shape}")
+            raise UsageError(f"{npy}: expected uint8 (N, 256, 256, 3), got {x.dtype} {x.shape}")
         return torch.from_numpy(x).permute(0, 3, 1, 2)
     for folder in (root / "ffhq256", root):
         pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
@@ -163,7 +165,7 @@ def _read_png(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         x = np.asarray(im.convert("RGB"))
     if x.shape != (256, 256, 3):
-        raise ValueError(f"{path}: expected a 256x256 image, got {x.shape[1]}x{x.shape[0]}")
+        raise UsageError(f"{path}: expected a 256x256 image, got {x.shape[1]}x{x.shape[0]}")
     return x
 
 
@@ -271,7 +273,7 @@ TOY_MIXTURES = {
 def toy_mixture(name: str = "ring8") -> Mixture:
     """Parameters (means [K x 2], stds [K], weights [K], all float64) of a named toy mixture."""
     if name not in TOY_MIXTURES:
-        raise ValueError(f"unknown toy mixture {name!r}; known: {', '.join(TOY_MIXTURES)}")
+        raise UsageError(f"unknown toy mixture {name!r}; known: {', '.join(TOY_MIXTURES)}")
     return TOY_MIXTURES[name]()
 
 
@@ -282,6 +284,6 @@ def sample_mixture(
 
     :return: (x, k): x float64 [n x d], k int64 [n] (component labels).
     """
-    from .mnm import GaussianMixture
+    from ..core.mnm import GaussianMixture
 
     return GaussianMixture(means, stds, weights).sample(n, generator)

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ReplicationError
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -54,7 +56,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class CorruptCheckpoint(RuntimeError):
+class CorruptCheckpoint(ReplicationError, RuntimeError):
     """A checkpoint file whose checksum does not match (truncated or overwritten)."""
 
 

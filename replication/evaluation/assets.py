@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import atomic_write_json, read_json, sha256_file
+from ..data.storage import atomic_write_json, read_json, sha256_file
+from ..errors import ReplicationError
 
 STAGE_COMMAND = "python replicate.py --stage-assets"
 MANIFEST = "MANIFEST.json"
@@ -96,11 +97,11 @@ ASSETS: dict[str, Asset] = {
 }
 
 
-class AssetsNotStaged(FileNotFoundError):
+class AssetsNotStaged(ReplicationError, FileNotFoundError):
     """An asset is missing, unrecorded or fails its checksum; the message names the fix command."""
 
 
-class AssetDownloadError(RuntimeError):
+class AssetDownloadError(ReplicationError, RuntimeError):
     """A download failed or gave a file that fails its checksum; nothing was left behind."""
 
 
@@ -109,7 +110,7 @@ class AssetDownloadError(RuntimeError):
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def assets_dir(cli_value: str | os.PathLike | None = None) -> Path:

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from replication.data import epoch_permutation, to_unit
-from replication.storage import load_checked, save_checked
+from ..data.datasets import epoch_permutation, to_unit
+from ..data.storage import load_checked, save_checked
 
 # Fast setting for tests: ~80% Fashion-MNIST test accuracy from 5k training images in ~2 s.
 FAST = dict(epochs=2, widths=(16, 32), hidden=64, batch_size=64, lr=3e-3)

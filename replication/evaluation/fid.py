@@ -35,24 +35,20 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from glob import glob
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..data.storage import atomic_write_bytes, sha256_file
 from .assets import ASSETS, INCEPTION, AssetsNotStaged, assets_dir, fix_command, require_assets
-from .storage import atomic_write_bytes, sha256_file
+from .images import export_pngs
 
 __all__ = [
     "EXTRACTORS",
-    "AssetsNotStaged",
     "Extractor",
-    "count_images",
-    "export_pngs",
     "folder_features",
     "frechet",
     "get_extractor",
@@ -62,7 +58,6 @@ __all__ = [
     "save_ref_stats",
     "score_folder",
     "stats",
-    "to_uint8",
 ]
 
 MODES = ("legacy_tensorflow", "clean")
@@ -71,86 +66,6 @@ NOT_STAGED_REASON = "FID not computed: assets not staged; run `{cmd}`"
 
 def clean_fid_version() -> str:
     return metadata.version("clean-fid")
-
-
-# --------------------------------------------------------------------------------------------------
-# Samples -> uint8 -> PNG folder.
-
-
-def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """Float images in [0,1] -> uint8 in [0,255]: clip, then round to nearest (never truncate).
-
-    Truncation would bias every pixel by -0.5 levels (ECOSYSTEM.md §1.6). Non-finite values raise: a
-    diverged chain must not silently become black images. Returns the same array type it is given.
-    """
-    if isinstance(x, torch.Tensor):
-        if not torch.isfinite(x).all():
-            raise ValueError("to_uint8: non-finite values in images")
-        return (x.double().clamp(0, 1) * 255).round().to(torch.uint8)
-    x = np.asarray(x)
-    if not np.isfinite(x).all():
-        raise ValueError("to_uint8: non-finite values in images")
-    return np.rint(np.clip(x.astype(np.float64), 0, 1) * 255).astype(np.uint8)
-
-
-def count_images(folder: str | os.PathLike) -> int:
-    """Number of files clean-fid's `get_folder_features` would read (its extensions, recursive)."""
-    from cleanfid.utils import EXTENSIONS
-
-    return len(
-        {f for ext in EXTENSIONS for f in glob(os.path.join(folder, f"**/*.{ext}"), recursive=True)}
-    )
-
-
-def export_pngs(
-    images_uint8: torch.Tensor | np.ndarray, out_dir: str | os.PathLike, overwrite: bool = False
-) -> Path:
-    """Write images [N, C, H, W] uint8 (C = 1 or 3) as `{i:06d}.png` into a dedicated `out_dir`.
-
-    Grayscale (C=1) is saved as 8-bit "L" PNGs: lossless and a third of the size, and clean-fid's
-    `Image.open(path).convert("RGB")` replicates the channel exactly, so it sees the same pixels an
-    RGB export would give. The folder is built under a temporary sibling name, its count is checked,
-    then it is renamed into place: a folder at `out_dir` is always complete. An existing `out_dir`
-    raises unless `overwrite`.
-    """
-    out_dir = Path(out_dir)
-    if isinstance(images_uint8, torch.Tensor):
-        images_uint8 = images_uint8.detach().cpu().numpy()
-    images = np.asarray(images_uint8)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(
-            f"export_pngs wants uint8 [N, C, H, W] with C in (1, 3); got {images.dtype} "
-            f"{images.shape} (use to_uint8 first)"
-        )
-    if ".zip" in str(out_dir):
-        raise ValueError(f"{out_dir}: clean-fid treats any path containing '.zip' as a zip archive")
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass overwrite=True to replace it")
-
-    # Write into a temporary sibling folder.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        for i, img in enumerate(images):
-            hwc = img.transpose(1, 2, 0)
-            pil = Image.fromarray(hwc[:, :, 0]) if hwc.shape[2] == 1 else Image.fromarray(hwc)
-            pil.save(tmp / f"{i:06d}.png", compress_level=1)
-        n = count_images(tmp)
-        if n != len(images):
-            raise RuntimeError(f"export_pngs: wrote {n} images, expected {len(images)}")
-
-        # Swap it into place.
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
 
 
 # --------------------------------------------------------------------------------------------------

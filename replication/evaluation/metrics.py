@@ -134,15 +134,16 @@ def mmd_rbf(x, y, bandwidth: float = 1.0, chunk: int = 256) -> float:
 # Autocorrelation of a scalar chain statistic.
 
 
-def autocorrelation(series, max_lag: int | None = None) -> np.ndarray:
+def autocorrelation(series, max_lag: int | None = None, mean: float | None = None) -> np.ndarray:
     """Normalized autocorrelation rho(0..max_lag) of a 1-D series (rho(0) = 1), via zero-padded FFT.
 
-    rho(k) = sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2 (the standard biased estimator).
+    rho(k) = sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2 (the standard biased estimator), with m the
+    series' own mean, or `mean` when the stationary mean is known.
     """
     x = _np(series).astype(np.float64).ravel()
     n = x.size
     max_lag = n - 1 if max_lag is None else min(max_lag, n - 1)
-    x = x - x.mean()
+    x = x - (x.mean() if mean is None else mean)
     size = 1 << (2 * n - 1).bit_length()  # Zero padding >= 2n - 1 makes the circular correlation linear.
     f = np.fft.rfft(x, size)
     acov = np.fft.irfft(f * np.conj(f), size)[: max_lag + 1]
@@ -151,15 +152,20 @@ def autocorrelation(series, max_lag: int | None = None) -> np.ndarray:
     return acov / acov[0]
 
 
-def integrated_autocorr_time(series, c: float = 5.0) -> float:
-    """tau = 1 + 2 sum_{k=1}^{W} rho(k) with Sokal's automatic window: the smallest W >= c tau(W).
+def iat_sokal(series, c: float = 5.0, mean: float | None = None) -> tuple[float, bool]:
+    """(tau, censored): tau = 1 + 2 sum_{k=1}^{W} rho(k) with Sokal's automatic window, the smallest W >= c tau(W).
 
     For an AR(1) chain with coefficient rho, tau = (1 + rho) / (1 - rho); the effective sample size is
-    N / tau. If no such W exists (chain shorter than ~c tau), the last estimate is returned, which is
-    then a lower bound.
+    N / tau. If no such W exists (chain shorter than ~c tau), the last estimate is returned and `censored`
+    is True: tau is then a lower bound. `mean`: centre at the known stationary mean instead of the chain's
+    own, so that a chain stuck in one mode gets rho ~ 1 and a large tau, not a small one.
     """
-    rho = autocorrelation(series)
+    rho = autocorrelation(series, mean=mean)
     taus = 2 * np.cumsum(rho) - 1  # taus[W] = 1 + 2 sum_{k=1}^{W} rho(k)
     ok = np.arange(taus.size) >= c * taus
-    window = int(np.argmax(ok)) if ok.any() else taus.size - 1
-    return float(taus[window])
+    return (float(taus[int(np.argmax(ok))]), False) if ok.any() else (float(taus[-1]), True)
+
+
+def integrated_autocorr_time(series, c: float = 5.0) -> float:
+    """tau of `iat_sokal` (centred at the chain's own mean), a lower bound when the chain is too short."""
+    return iat_sokal(series, c)[0]

@@ -36,12 +36,13 @@ import submitit
 import torch
 from tqdm.auto import tqdm
 
-from . import seeding
-from .experiments import Experiment, from_dict
-from .fid import to_uint8
-from .schemes import load_model
-from .storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
-from .walk_jump import ChainDiverged, ChainState, init_chains, walk
+from ..core import seeding
+from ..core.walk_jump import ChainDiverged, ChainState, init_chains, walk
+from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
+from ..evaluation.images import to_uint8
+from ..runs.experiments import Experiment, from_dict
+from ..runs.models import load_model
+from ..errors import RunStateError, UsageError
 
 KEEP_STATES = 2
 CKPT_SECS = 600.0  # also checkpoint at the next boundary after this much wall time (bounds loss on node failure)
@@ -67,7 +68,7 @@ def _exclusive(out: Path, wait_s: float | None = None):
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     f.seek(0)
-                    raise RuntimeError(f"{out} is in use by another chain process ({f.read().strip() or 'unknown'}) "
+                    raise RunStateError(f"{out} is in use by another chain process ({f.read().strip() or 'unknown'}) "
                                        f"for more than {wait_s:.0f} s; stop it or wait for it to finish") from None
                 time.sleep(0.2)
             except OSError:  # e.g. Lustre mounted without -o flock
@@ -206,7 +207,7 @@ class ChainJob(submitit.helpers.Checkpointable):
             return None
         rec = read_json(done)
         if rec.get("key") != key:
-            raise ValueError(f"{done} belongs to another chain configuration (key {str(rec.get('key'))[:12]} != "
+            raise UsageError(f"{done} belongs to another chain configuration (key {str(rec.get('key'))[:12]} != "
                              f"{key[:12]}): use a fresh run folder or --force chain")
         return rec
 
@@ -224,7 +225,7 @@ class ChainJob(submitit.helpers.Checkpointable):
     def _classifier(self):
         if not self.classifier_path:
             return None
-        from .classifier import load_classifier, predict
+        from ..evaluation.classifier import load_classifier, predict
 
         model, _ = load_classifier(self.classifier_path)
         return lambda x: predict(model, x.clamp(0, 1))
@@ -265,7 +266,7 @@ class ChainJob(submitit.helpers.Checkpointable):
             else:
                 present.add(index)
         if missing := sorted(set(range(n_shards)) - present):
-            raise RuntimeError(f"{out}: the checkpoint counts {n_shards} shards but shard(s) {missing[:5]} are missing: "
+            raise RunStateError(f"{out}: the checkpoint counts {n_shards} shards but shard(s) {missing[:5]} are missing: "
                                f"the run folder was damaged; redo the chain (--force chain)")
 
     @staticmethod
@@ -293,7 +294,7 @@ class ChainJob(submitit.helpers.Checkpointable):
                 path.replace(path.with_suffix(".pt.corrupt"))
                 continue
             if state["key"] != key:
-                raise ValueError(f"{path} belongs to another chain configuration: use a fresh run folder or --force chain")
+                raise UsageError(f"{path} belongs to another chain configuration: use a fresh run folder or --force chain")
             return state, path
         return None, None
 
@@ -327,7 +328,7 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
     """Concatenate the named arrays of all committed shards, in chain order (shards 0..n-1, no gaps)."""
     paths = sorted(Path(out_dir, "shards").glob("shard_*.npz"), key=_shard_index)
     if [_shard_index(p) for p in paths] != list(range(len(paths))):
-        raise RuntimeError(f"{out_dir}: shard indices are not contiguous from 0 "
+        raise RunStateError(f"{out_dir}: shard indices are not contiguous from 0 "
                            f"({[_shard_index(p) for p in paths][:10]}...): the run folder was damaged")
     parts: dict[str, list] = {n: [] for n in names}
     for path in paths:
@@ -340,7 +341,7 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
 
 def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool) -> dict:
     """Chain-level diagnostics from the shards: stability (drift of per-jump statistics), mixing, classes."""
-    from .metrics import class_histogram, class_switch_rate, integrated_autocorr_time
+    from ..evaluation.metrics import class_histogram, class_switch_rate, integrated_autocorr_time
 
     names = ("step", "mean", "std", "dist_prev") + (("label",) if labelled else ())
     d = read_shards(out_dir, names)

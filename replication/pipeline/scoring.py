@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..runs.experiments import Experiment
+from ..runs.folders import classifier_path, train_dir
 from .chain import read_shards
-from .experiments import Experiment
-
-FIGURES = Path("results") / "figures"
-
 
 def _metric(metric, value, *, mode=None, n=None, reference=None, status="ok", reason=None, **extra) -> dict:
     return {"metric": metric, "value": None if value is None else float(value), "mode": mode, "n": n,
@@ -45,9 +43,10 @@ def _rel(path: Path, results: Path) -> str:
 
 
 def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
-    from . import fid
-    from .data import load_images
-    from .report_figures import chain_strip, sample_grid
+    from ..data.datasets import load_images
+    from ..evaluation import fid
+    from ..evaluation.assets import AssetsNotStaged
+    from ..evaluation.images import chain_strip, sample_grid
 
     samples = read_shards(rd / "chain" / "run", ("images",))["images"]  # (n_jumps, chains, C, H, W)
     flat = samples.reshape(-1, *samples.shape[2:])
@@ -62,7 +61,7 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
         name = "inception-legacy-tf" if mode == "legacy_tensorflow" else "inception-clean"
         try:
             ref = _inception_ref(e, results, mode, name, train_x, device)
-        except fid.AssetsNotStaged as err:
+        except AssetsNotStaged as err:
             metrics.append(_metric("FID", None, mode=mode, n=n, status="not computed", reason=str(err), extractor=name))
             continue
         rec = fid.score_folder(png, ref, name, mode, device, expected_n=n)
@@ -100,7 +99,7 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
 
 def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:
     """clean-fid's staged CIFAR-10 statistics, or statistics the suite computes from the training data."""
-    from . import assets, fid
+    from ..evaluation import assets, fid
 
     if e.dataset == "cifar10":
         name = assets.ref_stats_name("cifar10", mode, e.score.fid_split, 32)
@@ -134,7 +133,7 @@ def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
     """The committed samples anyone can score: uint8 (n, C, H, W) jumps and their walk steps, in a small .npz."""
     import io
 
-    from .storage import atomic_write_bytes
+    from ..data.storage import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez_compressed(buf, images=thinned["images"].astype(np.uint8), step=thinned["step"].astype(np.int64))
@@ -144,10 +143,9 @@ def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
 
 def _stability_metrics(e: Experiment, results: Path, rd: Path, test_x: torch.Tensor) -> list[dict]:
     """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
-    from .classifier import load_classifier, predict
-    from .data import to_unit
-    from .metrics import class_histogram
-    from .pipeline import classifier_path
+    from ..evaluation.classifier import load_classifier, predict
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import class_histogram
 
     model, _ = load_classifier(classifier_path(e, results))
     images = read_shards(rd / "chain" / "run", ("images",))["images"][:, 0]
@@ -170,10 +168,9 @@ def _stability_metrics(e: Experiment, results: Path, rd: Path, test_x: torch.Ten
 
 def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, train_x: torch.Tensor,
                         test_x: torch.Tensor, suffix: str = "") -> list[dict]:
-    from .classifier import features, load_classifier, predict
-    from .data import to_unit
-    from .metrics import class_coverage, class_histogram, frechet_distance_features
-    from .pipeline import classifier_path
+    from ..evaluation.classifier import features, load_classifier, predict
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import class_coverage, class_histogram, frechet_distance_features
 
     model, meta = load_classifier(classifier_path(e, results))
     n = len(samples_u8)
@@ -206,11 +203,10 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
 def _denoise_metrics(e: Experiment, results: Path, test_x: torch.Tensor, device: str, n: int = 1000) -> list[dict]:
     """One-step jump quality on held-out images: E|x - x_hat(y)|^2 per image (summed over pixels), against the
     naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
-    from .classifier import features, load_classifier
-    from .data import to_unit
-    from .metrics import frechet_distance_features
-    from .pipeline import classifier_path, train_dir
-    from .schemes import load_model
+    from ..evaluation.classifier import features, load_classifier
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import frechet_distance_features
+    from ..runs.models import load_model
 
     scheme = load_model(train_dir(e, results) / "model.pt", e.image_shape, use_ema=e.train.sample_with_ema,
                         spec=e.model).to(device)
@@ -231,9 +227,9 @@ def _denoise_metrics(e: Experiment, results: Path, test_x: torch.Tensor, device:
 
 
 def _score_toy(e: Experiment, rd: Path, results: Path) -> tuple[list[dict], dict]:
-    from .data import toy_mixture
-    from .metrics import energy_distance, mode_weight_error, mode_weights
-    from .mnm import GaussianMixture
+    from ..data.datasets import toy_mixture
+    from ..evaluation.metrics import energy_distance, mode_weight_error, mode_weights
+    from ..core.mnm import GaussianMixture
 
     x = read_shards(rd / "chain" / "run", ("float",))["float"]
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)

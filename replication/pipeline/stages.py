@@ -10,93 +10,19 @@ submitit's local executor or on SLURM. The score stage publishes a small record 
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import submitit
 import torch
 
+from ..data.storage import atomic_write_json, read_json
+from ..errors import NotImplementedYet
+from ..runs.experiments import Experiment, from_dict
+from ..runs.folders import REPO_ROOT, classifier_path, run_dir, stage_dir, stage_key, train_dir
+from ..runs.provenance import provenance
+from ..runs.records import publish_record
 from .chain import ChainJob, read_shards
-from .experiments import Experiment, from_dict
-from .storage import atomic_write_json, read_json
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("train", "chain", "export", "score")
-
-
-# -------------------------------------------------------------------------------------------------
-# Where things live.
-
-
-def runs_root(results: Path | None = None) -> Path:
-    return (results or REPO_ROOT / "results") / "runs"
-
-
-def run_dir(e: Experiment, results: Path | None = None) -> Path:
-    """The run's folder (chain, export, score); named by the whole config's hash."""
-    return runs_root(results) / e.table / e.run_name
-
-
-def train_dir(e: Experiment, results: Path | None = None) -> Path:
-    """The trained model's folder, shared by every run (of any table) with the same (dataset, model, train) config."""
-    return runs_root(results) / "models" / f"{e.dataset.replace(':', '-')}-{e.profile}-{stage_key(e, 'train')[:8]}"
-
-
-def stage_dir(e: Experiment, stage: str, results: Path | None = None) -> Path:
-    return train_dir(e, results) if stage == "train" else run_dir(e, results) / stage
-
-
-def stage_key(e: Experiment, stage: str) -> str:
-    sections = {"train": ("dataset", "model", "train"), "chain": ("dataset", "model", "train", "chain"),
-                "export": ("dataset", "model", "train", "chain"), "score": ("dataset", "model", "train", "chain", "score")}
-    return e.key(*sections[stage])
-
-
-def stage_status(e: Experiment, stage: str, results: Path | None = None) -> str:
-    """done | partial (started, resumable) | failed | pending."""
-    d = stage_dir(e, stage, results)
-    done = d / "DONE.json"
-    if done.exists() and read_json(done).get("key") == stage_key(e, stage):
-        return "done"
-    if (d / "FAILED.json").exists() or (d / "run" / "FAILED.json").exists():
-        return "failed"
-    if d.exists() and any(d.iterdir()):
-        return "partial"
-    return "pending"
-
-
-def provenance(device: str = "cpu") -> dict:
-    """Code version, hardware and versions recorded next to every result."""
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        hardware = f"GPU: {torch.cuda.get_device_name(0)}"
-    else:
-        cpu = platform.processor() or platform.machine()
-        try:
-            cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-        hardware = f"CPU: {cpu} ({torch.get_num_threads()} threads)"
-    # Code dirtiness only: results/ and REPORT.md are outputs a run itself rewrites (records, figures, report).
-    sha = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)REPORT.md"))
-    snapshot = os.environ.get("REPLICATION_CODE_SNAPSHOT")  # SLURM jobs run from a code snapshot (launch.py)
-    if snapshot and Path(snapshot, "SNAPSHOT.json").exists():
-        meta = read_json(Path(snapshot, "SNAPSHOT.json"))
-        sha, dirty = meta.get("git_commit") or sha, bool(meta.get("git_dirty", dirty))
-    return {"git_sha": sha or "unknown", "git_dirty": dirty,
-            "hostname": socket.gethostname(), "hardware": hardware, "device": device, "torch": torch.__version__,
-            "python": platform.python_version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _mark_done(d: Path, key: str, summary: dict, device: str) -> dict:
@@ -112,13 +38,13 @@ def _mark_done(d: Path, key: str, summary: dict, device: str) -> dict:
 def load_training_data(e: Experiment, data_root: str | None) -> torch.Tensor:
     """Training data as float in [0, 1] (N, C, H, W), or toy points (N, d)."""
     if e.dataset.startswith("toy:"):
-        from .data import toy_mixture
-        from .mnm import GaussianMixture
+        from ..data.datasets import toy_mixture
+        from ..core.mnm import GaussianMixture
 
         mix = toy_mixture(e.dataset.split(":", 1)[1])
         x, _ = GaussianMixture(mix.means, mix.stds, mix.weights).sample(50_000, torch.Generator().manual_seed(e.train.seed))
         return x.float()
-    from .data import load_images, to_unit
+    from ..data.datasets import load_images, to_unit
 
     images, _ = load_images(e.dataset, data_root, split="train")
     return to_unit(images)
@@ -163,16 +89,15 @@ class TrainStage(Stage):
     name = "train"
 
     def __call__(self, stop_after: int | None = None) -> dict:
-        from .schemes import build_model, save_model
-        from .training import TrainConfig, train
-
-        from .model_store import adopt, find_committed
+        from ..runs.model_store import adopt, find_committed
+        from ..runs.models import build_model, save_model
+        from ..train.training import TrainConfig, train
 
         if (rec := self.done_record()) is not None:
             return rec
         e = self.e
         if not e.implemented:
-            raise NotImplementedError(f"{e.id}: {e.notes}")
+            raise NotImplementedYet(f"{e.id}: {e.notes}")
         key = stage_key(e, "train")
         if not self.retrain and (committed := find_committed(e, key)) is not None:
             done = adopt(e, key, committed, self.dir)
@@ -249,7 +174,7 @@ class ExportStage(Stage):
     def __call__(self) -> dict:
         if (rec := self.done_record()) is not None:
             return rec
-        from .fid import export_pngs
+        from ..evaluation.images import export_pngs
 
         e = self.e
         shards = run_dir(e, Path(self.results)) / "chain" / "run"
@@ -264,18 +189,14 @@ class ExportStage(Stage):
         return _mark_done(self.dir, stage_key(e, "export"), summary, self.device)
 
 
-def classifier_path(e: Experiment, results: Path) -> Path:
-    return runs_root(results) / e.table / f"classifier-{e.dataset}" / "classifier.pt"
-
-
 class ClassifierStage(Stage):
     """The suite's own classifier for labelled 28x28 data (offline metrics, chain class diagnostics)."""
 
     name = "classifier"
 
     def __call__(self) -> dict:
-        from .classifier import evaluate, save_classifier, train_classifier
-        from .data import load_images
+        from ..evaluation.classifier import evaluate, save_classifier, train_classifier
+        from ..data.datasets import load_images
 
         e = self.e
         path = classifier_path(e, Path(self.results))
@@ -312,33 +233,3 @@ class ScoreStage(Stage):
 STAGE_CLASSES = {"train": TrainStage, "chain": ChainStage, "export": ExportStage, "score": ScoreStage}
 
 
-def publish_record(e: Experiment, results: Path) -> Path:
-    """The small, committed outcome of a run: config, provenance, train/chain summaries, metrics, figures."""
-    train, chain, score = (read_json(stage_dir(e, s, results) / "DONE.json") for s in ("train", "chain", "score"))
-    hist = train["summary"]["history"]
-    stride = max(1, len(hist) // 200)
-    record = {
-        "run": e.run_name, "table": e.table, "experiment": e.id, "profile": e.profile, "config": e.to_dict(),
-        "provenance": score["provenance"] | {"train_hardware": train["provenance"]["hardware"],
-                                             "chain_hardware": chain["provenance"]["hardware"]},
-        "train": train["summary"] | {"history": hist[::stride]},
-        "chain": {k: v for k, v in chain["summary"].items() if k != "key"},
-        "metrics": score["summary"]["metrics"], "figures": score["summary"]["figures"],
-        "samples": score["summary"].get("samples"),
-    }
-    path = results / "records" / f"{e.run_name}.json"
-    atomic_write_json(path, record)
-    return path
-
-
-def reset_stage(e: Experiment, stage: str, results: Path | None = None) -> None:
-    """--force: move the stage's folder (and every later stage's DONE marker) aside, never delete results."""
-    later = STAGES[STAGES.index(stage):]
-    for s in later:
-        d = stage_dir(e, s, results)
-        if d.exists():
-            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            if s == stage:
-                d.rename(d.with_name(f"{d.name}.replaced-{stamp}"))
-            elif (d / "DONE.json").exists():
-                (d / "DONE.json").rename(d / f"DONE.replaced-{stamp}.json")

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .launch import Resources, active_job, load_cluster_profile, make_executor, record_job
-from .pipeline import STAGE_CLASSES, run_dir
+from ..runs.folders import run_dir, stage_status
+from .clusters import Resources, load_cluster_profile
+from .executors import make_executor
+from .ledger import active_job, job_states, record_job
+from .stages import STAGE_CLASSES
+from ..errors import RunStateError, UsageError, WaitTimeout
 
 
 def stage_resources(e, stage: str, cluster) -> Resources:
@@ -24,7 +28,7 @@ def stage_resources(e, stage: str, cluster) -> Resources:
 
 def submit_slurm(e, pending: list[str], args, results: Path) -> list[str]:
     if not args.cluster:
-        raise ValueError("--launcher slurm needs --cluster <profile> (see slurm/README.md; `local` is the one-node test cluster)")
+        raise UsageError("--launcher slurm needs --cluster <profile> (see slurm/README.md; `local` is the one-node test cluster)")
     cluster = load_cluster_profile(args.cluster)
     rd = run_dir(e, results)
     device = "cuda" if cluster.gpus_per_node else args.device
@@ -52,14 +56,11 @@ def wait(e, rd: Path, stages: list[str], results: Path, poll_s: float = 10.0, ti
     """Poll the ledger until the last stage is done; raise on a failed stage with its log path."""
     import time
 
-    from .launch import job_states
-    from .pipeline import stage_status
-
     t0 = time.time()
     while stage_status(e, stages[-1], results) != "done":
         for s, st in job_states(rd).items():  # only the awaited stages: an old failure of a stage since done doesn't count
             if s in stages and st.state == "failed" and stage_status(e, s, results) != "done":
-                raise RuntimeError(f"{e.id}: stage {s} failed (job {st.job_id}); log: {st.log}")
+                raise RunStateError(f"{e.id}: stage {s} failed (job {st.job_id}); log: {st.log}")
         if timeout_s is not None and time.time() - t0 > timeout_s:
-            raise TimeoutError(f"{e.id}: jobs not finished after {timeout_s:.0f} s; see --status")
+            raise WaitTimeout(f"{e.id}: jobs not finished after {timeout_s:.0f} s; see --status")
         time.sleep(poll_s)

@@ -1,82 +1,17 @@
-"""The report's figures: sample grids and chain strips (written by the score stage) and the per-table summary
-figures (loss, metrics against n, chain diagnostics) written by `report.write_report`."""
+"""The report's per-table summary figures (loss, metrics against n, chain diagnostics), written by `write_report`
+(the sample grids and chain strips are the score stage's: evaluation/images.py)."""
 
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
-import torch
 
-from . import paper
-from .report_tables import load_records, record_sort_key
-
-TILE_MIN_PX = 56  # grids and strips are upscaled (nearest neighbour) until one image is at least this wide
-
-
-def _images01(images: Any) -> torch.Tensor:
-    """uint8 [N, C, H, W] or float in [0, 1] -> float [N, C, H, W] in [0, 1] (NaN -> 0)."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
-    x = x.detach().cpu()
-    if x.ndim == 3:  # [N, H, W]
-        x = x[:, None]
-    if x.ndim != 4:
-        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x.shape)}")
-    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return torch.nan_to_num(x, nan=0.0).clamp(0, 1)
-
-
-def _save_grid(x: torch.Tensor, path: str | os.PathLike, nrow: int, max_side: int) -> Path:
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    channels = x.shape[1]
-    grid = make_grid(x, nrow=nrow, padding=2, pad_value=1.0)  # [3 or C, H', W']
-    grid = grid[:1] if channels == 1 else grid  # make_grid repeats grey to RGB; keep one channel (smaller PNG)
-    scale = max(1, math.ceil(TILE_MIN_PX / x.shape[-1]))  # upscale small images (28x28 -> 56x56)
-    if scale > 1:
-        grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    shrink = max_side / max(grid.shape[1:])
-    if shrink < 1:  # Downsample large grids (FFHQ-256) so the PNG stays small.
-        size = (max(1, round(grid.shape[1] * shrink)), max(1, round(grid.shape[2] * shrink)))
-        grid = torch.nn.functional.interpolate(grid[None], size=size, mode="bilinear", antialias=True)[0]
-    arr = grid.mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    image = Image.fromarray(arr[..., 0] if channels == 1 else arr)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", optimize=True)
-    return path
-
-
-def sample_grid(images: Any, path: str | os.PathLike, nrow: int = 10, max_side: int = 768) -> Path:
-    """Save the first nrow² images as an nrow-wide grid PNG (torchvision make_grid), upscaled so one image
-    is at least TILE_MIN_PX wide.
-
-    Args:
-        images: uint8 [N, C, H, W] (0..255) or float [N, C, H, W] in [0, 1].
-        path: the PNG to write.
-        nrow: images per row; at most nrow * nrow images are shown (the report wants at least 8x8).
-        max_side: the grid is downsampled to at most this many pixels per side.
-    Returns:
-        The path written.
-    """
-    x = _images01(images)[: nrow * nrow]
-    return _save_grid(x, path, nrow, max_side)
-
-
-def chain_strip(images: Any, path: str | os.PathLike, n: int = 20, start: int = 0,
-                max_side: int = 1280) -> Path:
-    """Save `n` consecutive jumps x̂ of one chain as one row (the poster's chain figures).
-
-    Args:
-        images: the jumps of one chain in chain order, uint8 or float [T, C, H, W].
-        n: how many consecutive jumps to show, from index `start`.
-    """
-    x = _images01(images)[start : start + n]
-    return _save_grid(x, path, max(1, len(x)), max_side)
+from ..runs import paper
+from .tables import load_records, record_sort_key
 
 
 def _plt():

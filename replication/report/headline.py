@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import experiments, paper
-from .report_tables import (config_hash, count, is_fid, missing_paper_reason, not_fid_fd, paper_number_for,
+from ..runs import experiments, paper
+from .tables import (config_hash, count, is_fid, missing_paper_reason, not_fid_fd, paper_number_for,
                             profile_note, profile_rank, record_sort_key, text, top_class, load_records)
 
 # Metrics in headline order, with their column names; others follow alphabetically. Calibration points and

@@ -20,20 +20,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import experiments, paper
-from .report_claims import claim_summary, scoreboard
-from .report_figures import chain_diagnostics, chain_strip, loss_curve, metric_vs_samples, sample_grid
-from .report_headline import (banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale,
-                              runs_scale, CONTEXT_METRICS)
-from .report_tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason,
-                            profile_rank, read_records, record_sort_key, shares_text, text, to_markdown, top_class,
-                            write_tables, load_records, results_table)
-from .storage import atomic_write_bytes
+from ..runs import experiments, paper
+from .scoreboard import claim_summary, scoreboard
+from .figures import chain_diagnostics, loss_curve, metric_vs_samples
+from .headline import (banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale,
+                       runs_scale)
+from .tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason, profile_rank,
+                     read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
+from ..data.storage import atomic_write_bytes
+from ..runs.folders import REPO_ROOT
 
-__all__ = ["write_report", "render_report", "render_appendix", "read_records", "load_records", "results_table",
-           "to_markdown", "sample_grid", "chain_strip", "write_tables", "CONTEXT_METRICS"]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REPORT_COMMAND = "python replicate.py --report"
 TABLE_TITLES = {
     "mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256",
@@ -281,7 +277,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
     return "\n".join(lines).rstrip() + "\n"
 
 
-from .report_appendix import render_appendix  # noqa: E402  (the appendix uses the helpers above)
+from .appendix import render_appendix  # noqa: E402  (the appendix uses the helpers above)
 
 
 def write_report(records_dir: str | os.PathLike = "results/records", out: str | os.PathLike = "REPORT.md",

@@ -9,7 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from .report_tables import class_shares, count, figure_path, profile_note, top_class
+from .tables import class_shares, count, figure_path, profile_note, top_class
 
 CONTEXT = ("classifier_test_accuracy",)
 

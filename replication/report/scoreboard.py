@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .report_tables import count, profile_rank, text, top_class
+from ..runs import paper
+from .tables import count, profile_rank, text, top_class
 
 DRIFT_TOLERANCE = 0.05  # a chain is stable: finite, and the mean of x̂ moves < 5% between first and last 10% of jumps
 FID_TOLERANCE = 0.10  # an FID reproduces the paper's within 10% of its value

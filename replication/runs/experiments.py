@@ -21,6 +21,8 @@ import json
 import math
 from dataclasses import dataclass, replace
 
+from ..errors import UsageError
+
 PROFILES = ("paper", "cpu", "quick", "smoke")
 
 
@@ -261,9 +263,9 @@ CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma") 
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:
     """The experiments of `table` under `profile`, with `section.key=value` overrides applied and validated."""
     if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
+        raise UsageError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+        raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
            if e.table == table]
@@ -276,11 +278,11 @@ def apply_overrides(e: Experiment, overrides: dict[str, str]) -> Experiment:
     for dotted, raw in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in ("model", "train", "chain", "score") or not key:
-            raise ValueError(f"unknown setting {dotted!r}: use section.key with section in model, train, chain, score")
+            raise UsageError(f"unknown setting {dotted!r}: use section.key with section in model, train, chain, score")
         spec = getattr(e, section)
         fields = {f.name: f for f in dataclasses.fields(spec)}
         if key not in fields:
-            raise ValueError(f"unknown setting {dotted!r}; {section} settings: {', '.join(fields)}")
+            raise UsageError(f"unknown setting {dotted!r}; {section} settings: {', '.join(fields)}")
         current = getattr(spec, key)
         e = replace(e, **{section: replace(spec, **{key: _parse(raw, current, dotted)})})
     return e
@@ -300,30 +302,30 @@ def _parse(raw: str, current, name: str):
             return tuple(s for s in raw.split(",") if s)
         return raw
     except ValueError:
-        raise ValueError(f"cannot read {name}={raw!r} as {type(current).__name__}") from None
+        raise UsageError(f"cannot read {name}={raw!r} as {type(current).__name__}") from None
 
 
 def validate(e: Experiment) -> None:
     m, t, c = e.model, e.train, e.chain
     if not (m.sigma > 0 and math.isfinite(m.sigma)):
-        raise ValueError(f"{e.id}: sigma must be > 0, got {m.sigma}: set e.g. --set model.sigma=1.0")
+        raise UsageError(f"{e.id}: sigma must be > 0, got {m.sigma}: set e.g. --set model.sigma=1.0")
     if m.M < 1:
-        raise ValueError(f"{e.id}: M must be >= 1, got {m.M}: set e.g. --set model.M=8")
+        raise UsageError(f"{e.id}: M must be >= 1, got {m.M}: set e.g. --set model.M=8")
     for name, value in (("train.steps", t.steps), ("train.batch_size", t.batch_size), ("chain.steps", c.steps),
                         ("chain.jump_every", c.jump_every), ("chain.n_chains", c.n_chains), ("chain.ckpt_every", c.ckpt_every)):
         if value < 1:
-            raise ValueError(f"{e.id}: {name} must be >= 1, got {value}")
+            raise UsageError(f"{e.id}: {name} must be >= 1, got {value}")
     if not (c.delta_over_sigma > 0 and c.gamma > 0 and c.u > 0):
-        raise ValueError(f"{e.id}: chain.delta_over_sigma, chain.gamma and chain.u must be > 0")
+        raise UsageError(f"{e.id}: chain.delta_over_sigma, chain.gamma and chain.u must be > 0")
     if c.burn_in < 0 or c.burn_in >= c.steps:
-        raise ValueError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
+        raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
 
 
 def find(table: str, profile: str, exp_id: str, overrides: dict[str, str] | None = None) -> Experiment:
     for e in resolve(table, profile, overrides):
         if e.id == exp_id:
             return e
-    raise ValueError(f"no experiment {exp_id!r} in table {table!r}")
+    raise UsageError(f"no experiment {exp_id!r} in table {table!r}")
 
 
 def from_dict(d: dict) -> Experiment:

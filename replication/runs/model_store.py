@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from ..data.storage import atomic_write_json, read_json
 from .experiments import Experiment
-from .storage import atomic_write_json, read_json
+from .folders import REPO_ROOT
+from ..errors import UsageError
 
-MODELS = Path(__file__).resolve().parent.parent / "results" / "models"
+MODELS = REPO_ROOT / "results" / "models"
 
 
 def models_dir() -> Path:
@@ -41,7 +43,7 @@ def adopt(e: Experiment, key: str, committed: Path, train_dir: Path) -> dict:
     """Copy the committed model into the train stage's folder and mark the stage done from its record."""
     meta = read_json(committed.with_suffix(".json"))
     if meta.get("key") != key:
-        raise ValueError(f"{committed} records train key {str(meta.get('key'))[:12]}, not {key[:12]}: the file was "
+        raise UsageError(f"{committed} records train key {str(meta.get('key'))[:12]}, not {key[:12]}: the file was "
                          f"renamed or edited; restore it with git checkout or train with --retrain")
     train_dir.mkdir(parents=True, exist_ok=True)
     tmp = train_dir / f".model.pt.tmp{os.getpid()}"
@@ -54,8 +56,8 @@ def adopt(e: Experiment, key: str, committed: Path, train_dir: Path) -> dict:
 
 def heldout_loss(e: Experiment, model_path: Path, data_root: str | None, n: int = 1000) -> dict:
     """The training loss (poster Eq. 3) on n held-out test images with fixed noise, raw and EMA weights."""
-    from .data import load_images, to_unit
-    from .schemes import load_model
+    from ..data.datasets import load_images, to_unit
+    from .models import load_model
 
     x = to_unit(load_images(e.dataset, data_root, "test")[0][:n])
     out = {"n": n, "split": "test"}
@@ -72,10 +74,10 @@ def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None) -> 
     """Commit-ready copy of a finished train stage: model file + JSON record (never overwrites a different model)."""
     done = read_json(train_dir / "DONE.json")
     if done.get("key") != key:
-        raise ValueError(f"{train_dir} is not a finished train stage of this config: run the train stage first")
+        raise UsageError(f"{train_dir} is not a finished train stage of this config: run the train stage first")
     src = train_dir / "model.pt"
     if src.stat().st_size > MAX_BYTES:
-        raise ValueError(f"{src} is {src.stat().st_size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB limit "
+        raise UsageError(f"{src} is {src.stat().st_size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB limit "
                          f"for a committed model")
     models = models_dir()
     dest = models / f"{committed_name(e, key)}.pt"

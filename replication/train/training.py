@@ -20,8 +20,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import seeding
-from .storage import CorruptCheckpoint, load_checked, save_checked
+from ..core import seeding
+from ..data.storage import CorruptCheckpoint, load_checked, save_checked
+from ..errors import ReplicationError, UsageError
 
 Tensor = torch.Tensor
 
@@ -44,8 +45,8 @@ class TrainConfig:
     log_every: int = 50
 
 
-class ConfigMismatch(RuntimeError):
-    pass
+class ConfigMismatch(ReplicationError, RuntimeError):
+    """A checkpoint in the train folder belongs to another training config."""
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -55,7 +56,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     if cfg.lr_schedule == "cosine":
         scale *= 0.5 * (1 + math.cos(math.pi * min(step / max(cfg.steps, 1), 1.0)))
     elif cfg.lr_schedule != "constant":
-        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; known: constant, cosine")
+        raise UsageError(f"unknown lr_schedule {cfg.lr_schedule!r}; known: constant, cosine")
     return cfg.lr * scale
 
 
@@ -69,7 +70,7 @@ def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, tor
     n = data.shape[0]
     per_epoch = n // cfg.batch_size
     if per_epoch == 0:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n} training examples")
+        raise UsageError(f"batch_size {cfg.batch_size} exceeds the {n} training examples")
     epoch, i = divmod(step, per_epoch)
     perm = _epoch_permutation(n, cfg.seed, epoch)
     x = data[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
@@ -83,7 +84,7 @@ def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, tor
 def _autocast(precision: str, device: torch.device):
     """The forward pass's precision: fp32, or bfloat16 autocast (weights, optimizer and loss stay fp32)."""
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"unknown precision {precision!r}; known: fp32, bf16")
+        raise UsageError(f"unknown precision {precision!r}; known: fp32, bf16")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -127,7 +128,7 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
     run_dir = Path(run_dir)
     rank, world = _rank_world()
     if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+        raise UsageError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     model = scheme
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(scheme)
