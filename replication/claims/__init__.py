@@ -22,7 +22,7 @@ std 0.2 on a ring of radius 2.5), where the M-density, its score and the Bayes j
               experiment's (sigma, M) = (1, 4) with the exact score and with the learned MDAE; the
               per-jump statistics of the first and the last 10% of the chain.
 
-Why fixed sigma_eff isolates friction (SPEC §1.4, derived here [D]): for equal noise, log p(y) =
+Why fixed sigma_eff isolates friction (docs/method.md §1.3, derived here [D]): for equal noise, log p(y) =
 log p_{sigma_eff}(y_bar) - sum_m |y_m - y_bar|^2 / (2 sigma^2) + const, and an orthonormal change of
 coordinates z = sqrt(M) y_bar, plus (M-1)d orthogonal ones, decouples the underdamped walk exactly (also
 after discretization, since u and gamma are isotropic). In units where the y_bar-potential is fixed, the

@@ -1,6 +1,6 @@
 """Multimeasurement noise models (MNMs) and analytic priors with exact M-densities.
 
-Notation follows SPEC §1 (Saremi & Srivastava 2022): X in R^d, measurements Y_m = X + N(0, sigma_m^2 I)
+Notation follows docs/method.md §1 (Saremi & Srivastava 2022): X in R^d, measurements Y_m = X + N(0, sigma_m^2 I)
 for m = 1..M, bold y = (y_1, ..., y_M). Tensors carry the measurement axis explicitly: x of shape
 (N, *S) gives y of shape (N, M, *S).
 
@@ -29,7 +29,7 @@ def _check_sigma_M(sigma, M: int) -> None:
 
 
 class GaussianMNM:
-    """Gaussian multimeasurement noise model p(y|x) = prod_m N(y_m; x, sigma_m^2 I) (SPEC §1.1, §1.3).
+    """Gaussian multimeasurement noise model p(y|x) = prod_m N(y_m; x, sigma_m^2 I) (docs/method.md §1.1, §1.2).
 
     `sigma` is one float (equal noise, the permutation-invariant case used in all experiments) or a
     sequence of M floats (per-measurement sigma_m).
@@ -65,7 +65,7 @@ class GaussianMNM:
 
     @property
     def sigma_eff(self) -> float:
-        """sigma_eff = P^(-1/2); sigma/sqrt(M) for equal noise (SPEC §1.4.2)."""
+        """sigma_eff = P^(-1/2); sigma/sqrt(M) for equal noise (docs/method.md §1.3)."""
         return self.precision**-0.5
 
     def sigma_m(self, like: Tensor) -> Tensor:
@@ -80,17 +80,17 @@ class GaussianMNM:
         return x.unsqueeze(1) + self.sigma_m(eps) * eps
 
     def y_bar(self, y: Tensor) -> Tensor:
-        """Precision-weighted mean of the measurements, the sufficient statistic (SPEC §1.4.2): (N, *S)."""
+        """Precision-weighted mean of the measurements, the sufficient statistic (docs/method.md §1.3): (N, *S)."""
         w = self.sigma_m(y) ** -2
         return (w * y).sum(1) / w.sum(1)
 
     def x_hat_from_score(self, y: Tensor, score: Tensor) -> Tensor:
-        """Bayes estimator from the score, one per m: x_hat = y_m + sigma_m^2 grad_{y_m} log p(y) (SPEC §1.3)."""
+        """Bayes estimator from the score, one per m: x_hat = y_m + sigma_m^2 grad_{y_m} log p(y) (docs/method.md §1.2)."""
         return y + self.sigma_m(y) ** 2 * score
 
 
 class PoissonMNM:
-    """Poisson MNM p(y|x) = prod_m prod_i Poisson(y_mi; x_i), x in R^d_+ (SPEC §1.2)."""
+    """Poisson MNM p(y|x) = prod_m prod_i Poisson(y_mi; x_i), x in R^d_+ (docs/method.md §1.6)."""
 
     def __init__(self, M: int):
         _check_sigma_M(1.0, M)
@@ -101,7 +101,7 @@ class PoissonMNM:
         return torch.poisson(rates.contiguous(), generator=generator)
 
     def x_hat(self, log_p: Callable[[Tensor], Tensor], y: Tensor, m: int = 0) -> Tensor:
-        """Multimeasurement Robbins formula, SPEC §1.2: x_hat_i = (y_mi + 1) p(y + e_mi) / p(y).
+        """Multimeasurement Robbins formula, docs/method.md §1.6: x_hat_i = (y_mi + 1) p(y + e_mi) / p(y).
 
         `log_p` maps y of shape (N, M, d) to log p(y) (up to a constant) of shape (N,). Costs d + 1
         evaluations of log_p. The result does not depend on m for the exact density.
@@ -189,7 +189,7 @@ class GaussianMixture:
 
     def x_hat_bar(self, y_bar: Tensor, sigma_eff: float) -> Tensor:
         """Exact Bayes estimator under equal noise from the mean alone, E[X | y_bar] with y_bar ~ p_X * N(0, sigma_eff^2 I)
-        (the mean is a sufficient statistic, SPEC §1.4.3-4): (N, d) -> (N, d). Equals x_hat(y, mnm) for y_bar = y.mean(1)
+        (the mean is a sufficient statistic, docs/method.md §1.3-1.4): (N, d) -> (N, d). Equals x_hat(y, mnm) for y_bar = y.mean(1)
         and sigma_eff = mnm.sigma_eff, with a few times fewer tensor operations (the toy-claims chains)."""
         se2 = sigma_eff**2
         s2 = self.stds**2
@@ -204,7 +204,7 @@ class GaussianMixture:
         return (r[..., None] * post).sum(1)
 
     def score(self, y: Tensor, mnm: GaussianMNM) -> Tensor:
-        """Exact score grad_y log p(y) = (x_hat(y) - y_m)/sigma_m^2 for every m (SPEC §1.3-1.4): (N, M, d)."""
+        """Exact score grad_y log p(y) = (x_hat(y) - y_m)/sigma_m^2 for every m (docs/method.md §1.2-1.4): (N, M, d)."""
         y = y.to(torch.float64)
         return (self.x_hat(y, mnm)[:, None] - y) / mnm.sigma_m(y) ** 2
 

@@ -1,10 +1,10 @@
-"""Networks nu_theta for MDAE/MEM: the paper's U2Net (SPEC §3.1), a small U-Net and an MLP.
+"""Networks nu_theta for MDAE/MEM: the paper's U2Net (docs/official-settings.md §4), a small U-Net and an MLP.
 
 U2Net follows the official code (nnaisense/mems `archs/u2net.py`), itself derived from U^2-Net
 (Qin et al. 2020) with ReLU -> SiLU, no BatchNorm, the sixth stage removed, the non-dilated RSU
 variant everywhere and only the fused side output returned. With PyTorch default init and biased
 convolutions its parameter count is 112,856,784 (width factor 2, 24 in/out channels: CIFAR-10,
-FFHQ-256) and 28,259,552 (width factor 1, 16 in/out channels: MNIST), as in SPEC §3. Channel
+FFHQ-256) and 28,259,552 (width factor 1, 16 in/out channels: MNIST), as in docs/official-settings.md §2. Channel
 orders also follow the official code: every concatenation is cat(deeper, skip) and the fused side
 maps are ordered dec1, dec2, dec3, dec4, enc5 (module names differ, so its checkpoints would need
 a key mapping).
@@ -14,7 +14,7 @@ a key mapping).
 
 Shape convention: image nets map (N, C_in, H, W) -> (N, C_out, H, W); the MLP maps
 (N, D_in) -> (N, D_out). The caller folds the M measurements of y, (N, M, C, H, W), into channels,
-(N, M*C, H, W), measurement-major (SPEC §3.1); the nets never see the measurement axis.
+(N, M*C, H, W), measurement-major (docs/official-settings.md §4); the nets never see the measurement axis.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _pool(h: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------
-# U2Net (SPEC §3.1).
+# U2Net (docs/official-settings.md §4).
 
 
 class ConvSiLU(nn.Module):
@@ -57,7 +57,7 @@ class ConvSiLU(nn.Module):
 
 
 class RSU(nn.Module):
-    """Residual U-block RSU(L, in, mid, out), non-dilated variant (SPEC §3.1).
+    """Residual U-block RSU(L, in, mid, out), non-dilated variant (docs/official-settings.md §4).
 
     h0 = CONV(in -> out)(x); an inner U-Net of height L over h0 (levels 1..L-1 plain CONVs with a
     ceil-mode max-pool between levels 1..L-2, level L a CONV with dilation 2, decoder CONVs over
@@ -108,7 +108,7 @@ class RSU(nn.Module):
 
 
 class U2Net(nn.Module):
-    """U2Net of the official code (SPEC §3.1): 5 encoder, 4 decoder RSU stages, fused side outputs.
+    """U2Net of the official code (docs/official-settings.md §4): 5 encoder, 4 decoder RSU stages, fused side outputs.
 
     Stages (L, in, mid, out) with width factor f: enc1 (6, C_in, 64f, 64f),
     enc2 (5, 64f, 128f, 128f), enc3 (4, 128f, 128f, 256f), enc4 (3, 256f, 256f, 512f),

@@ -1,9 +1,9 @@
-"""Parametrization schemes of the M-density score: MDAE and MEM (SPEC §1.5-1.7).
+"""Parametrization schemes of the M-density score: MDAE and MEM (docs/method.md §2, §4.1).
 
 Both wrap a network nu_theta that maps the M noisy copies, stacked measurement-major along the
 channel axis, to M outputs of the same shape. Tensors at this interface are (N, M, *S): S = (C, H, W)
 for images or (d,) for vectors. The network sees y / s with s = sqrt(data_std^2 + sigma^2), the
-official code's input scaling (SPEC §1.6, data_std = 0.225 fixed).
+official code's input scaling (docs/method.md §2.5, data_std = 0.225 fixed).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _unstack_measurements(z: Tensor, M: int) -> Tensor:
 
 
 class _Scheme(nn.Module):
-    """Shared plumbing: the noise model, input scaling, loss (SPEC §1.5) and jump."""
+    """Shared plumbing: the noise model, input scaling, loss (docs/method.md §2.1) and jump."""
 
     def __init__(self, net: nn.Module, sigma: float, M: int, data_std: float = 0.225):
         super().__init__()
@@ -56,11 +56,11 @@ class _Scheme(nn.Module):
         return self.x_hat(y)
 
     def jump(self, y: Tensor) -> Tensor:
-        """The sample: mean over m of x_hat_m(y) (SPEC §2.6 [C]): (N, *S)."""
+        """The sample: mean over m of x_hat_m(y) (docs/method.md §5 [C]): (N, *S)."""
         return self.x_hat(y).mean(1)
 
     def loss(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
-        """L = (1/M) sum_m E_b |x - x_hat_m(y)|^2, squared error summed over pixels (poster Eq. 3, SPEC §1.5)."""
+        """L = (1/M) sum_m E_b |x - x_hat_m(y)|^2, squared error summed over pixels (poster Eq. 3, docs/method.md §2.1)."""
         if y is None:
             y = self.mnm.measure(x, generator)
         err = (x.unsqueeze(1) - self.x_hat_train(y)) ** 2
@@ -78,7 +78,7 @@ class MDAE(_Scheme):
     One forward pass per score, no autograd. `sigmoid=True` bounds nu in (0, 1) (CIFAR-10, FFHQ configs [C]).
 
     parametrization "mdae" (the paper's): the net maps all M measurements (M*C channels) to M outputs.
-    parametrization "ybar" (beyond the paper; the permutation-equivariant form of SPEC §1.4.4 and the
+    parametrization "ybar" (beyond the paper; the permutation-equivariant form of docs/method.md §1.4 and the
     follow-up [U]): nu_m(y) = D_theta(y_bar) for every m, a single denoiser of the mean at sigma_eff =
     sigma/sqrt(M), input scaled by sqrt(data_std^2 + sigma_eff^2). It has the Bayes-optimal structure by
     construction: the score is exact in the (M-1)d directions orthogonal to the common mode.
@@ -111,7 +111,7 @@ class MDAE(_Scheme):
 class MEM(_Scheme):
     """Multimeasurement energy model: f(y) = |y - nu_theta(y/s)|^2 / (2 sigma^2), score = -grad f by autograd.
 
-    x_hat_m = y_m + sigma^2 score_m (SPEC §1.6a). Training backpropagates through the score (double backprop).
+    x_hat_m = y_m + sigma^2 score_m (docs/method.md §2.3). Training backpropagates through the score (double backprop).
     """
 
     def energy(self, y: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Walk-jump sampling (Saremi & Hyvarinen 2019; SPEC §2): underdamped Langevin walk on y, Bayes jump to x.
+"""Walk-jump sampling (Saremi & Hyvarinen 2019; docs/method.md §3): underdamped Langevin walk on y, Bayes jump to x.
 
 Continuous dynamics (poster): dv = -gamma v dt + u grad log p(y) dt + sqrt(2 gamma u) dB,  dy = v dt.
 
@@ -69,8 +69,8 @@ def walk(
     """Run `steps` underdamped Langevin steps from (y, v); returns the new (y, v) (inputs are not modified).
 
     scheme "aboba": the Sachs, Leimkuhler & Danos (2017) A-B-O-B-A splitting with one score per step
-    (SPEC §2.2, the official default). scheme "cheng": Cheng et al. (2018), integrating the linear SDE
-    exactly with the score frozen over the step (SPEC §2.3). Raises ChainDiverged with the absolute step
+    (docs/method.md §3.2, the official default). scheme "cheng": Cheng et al. (2018), integrating the linear SDE
+    exactly with the score frozen over the step (docs/method.md §3.3). Raises ChainDiverged with the absolute step
     number start_step + k at which y first turned non-finite. The check runs on the device every step and
     reaches the host every `check_every` steps (use ~100 on GPUs: no host sync in between).
     """
@@ -105,7 +105,7 @@ def walk(
             y.add_(v, alpha=half)  # A: half drift
             check(k)
         return y, v
-    # Cheng et al.: mean and 2x2 per-coordinate covariance of the frozen-gradient linear SDE (SPEC §2.3).
+    # Cheng et al.: mean and 2x2 per-coordinate covariance of the frozen-gradient linear SDE (docs/method.md §3.3).
     c = (1 - zeta1) / gamma
     var_y = u / gamma * (2 * delta - 4 * c + (1 - zeta2) / gamma)
     var_v = u * (1 - zeta2)
@@ -127,7 +127,7 @@ def init_chains(
     n: int, M: int, shape: Sequence[int], sigma: float, generator: Generators, *, init: str = "uniform_shared",
     dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
 ) -> tuple[Tensor, Tensor]:
-    """The paper's initialisation (SPEC §2.6): y_0 = U(0,1) image replicated over M + N(0, sigma^2) per block, v_0 = 0.
+    """The paper's initialisation (docs/method.md §5): y_0 = U(0,1) image replicated over M + N(0, sigma^2) per block, v_0 = 0.
 
     init "uniform_shared" is the official code's (one uniform image shared by the M blocks);
     "uniform_independent" draws an independent uniform per coordinate of R^{Md} ([A4]'s reading).

@@ -1,7 +1,7 @@
 """Datasets as uint8 tensors, seeded batching, and the 2-D Gaussian mixtures of the toy experiment.
 
 Every image dataset is returned as uint8 (N, C, H, W) and scaled to [0,1] by /255 only when a batch is
-made (SPEC §3: "All data are scaled to [0,1]"; sigma is in units of that range). Nothing here downloads
+made (docs/official-settings.md §2: "All data are scaled to [0,1]"; sigma is in units of that range). Nothing here downloads
 unless `download()` is called, and that is meant for users' machines only.
 
 | dataset       | source                                                  | splits (N)                      |
@@ -9,7 +9,7 @@ unless `download()` is called, and that is meant for users' machines only.
 | fashion-mnist | IDX .gz (Debian `dataset-fashion-mnist` or torchvision) | train 60000, test 10000         |
 | mnist         | torchvision `MNIST(root, download=False)`               | train 60000, test 10000         |
 | cifar10       | torchvision `CIFAR10(root, download=False)`             | train 50000, test 10000         |
-| ffhq256       | VDVAE's `ffhq-256.npy` (70000x256x256x3) or PNG folder  | train = all 70000 (SPEC §3)     |
+| ffhq256       | VDVAE's `ffhq-256.npy` (70000x256x256x3) or PNG folder  | train = all 70000 (docs/official-settings.md §2)     |
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def download(dataset: str, root: str | os.PathLike | None = None) -> None:
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 in {0..255} -> float32 in [0,1] (SPEC §3)."""
+    """uint8 in {0..255} -> float32 in [0,1] (docs/official-settings.md §2)."""
     return torch.as_tensor(x).to(torch.float32) / 255.0
 
 
@@ -221,7 +221,7 @@ def batches(
     and pass `skip=` the number of batches already consumed (those are not materialized).
 
     :param images: uint8 [N x C x H x W] (CPU or device).
-    :param drop_last: drop the final partial batch (SPEC §3: CIFAR-10 uses 195 steps/epoch).
+    :param drop_last: drop the final partial batch (docs/official-settings.md §2: CIFAR-10 uses 195 steps/epoch).
     :param device: where batches go (converted to float there); default images.device.
     """
     n = images.shape[0]

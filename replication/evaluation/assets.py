@@ -2,7 +2,7 @@
 
 clean-fid downloads these on first use, into `/tmp` and `site-packages/cleanfid/stats/`, streaming
 straight into the final path (no temporary file, no checksum; clean-fid #9, #24). The suite instead
-stages them once into its own assets folder (ECOSYSTEM.md §1.5, option B) and never lets clean-fid
+stages them once into its own assets folder (docs/on-disk.md §7) and never lets clean-fid
 download anything:
 
     <assets>/inception-2015-12-05.pt                      for InceptionV3W(<assets>, download=False)

@@ -1,4 +1,4 @@
-"""FID with clean-fid 0.1.35's own code path, over project-staged assets (ECOSYSTEM.md §1.5, B).
+"""FID with clean-fid 0.1.35's own code path, over project-staged assets (docs/on-disk.md §7).
 
     d² = ||mu_1 - mu_2||² + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})    (Fréchet distance of 2 Gaussians)
 

@@ -83,7 +83,7 @@ def chain_strip(images: Any, path: str | os.PathLike, n: int = 20, start: int = 
 def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """Float images in [0,1] -> uint8 in [0,255]: clip, then round to nearest (never truncate).
 
-    Truncation would bias every pixel by -0.5 levels (ECOSYSTEM.md §1.6). Non-finite values raise: a
+    Truncation would bias every pixel by -0.5 levels (docs/deviations.md §3.1). Non-finite values raise: a
     diverged chain must not silently become black images. Returns the same array type it is given.
     """
     if isinstance(x, torch.Tensor):

@@ -1,6 +1,6 @@
 """The chain stage: one long walk-jump chain (or a batch of independent ones), checkpointed and resumable.
 
-On-disk layout under `out_dir` (all files written atomically, SPEC §2.5-2.6, ECOSYSTEM §2.9):
+On-disk layout under `out_dir` (all files written atomically, docs/on-disk.md §3, §4.2):
   state/step_<k>.pt      chain state at walk step k (y, v, step, RNG states, shards committed), checksummed;
                          the two newest are kept, a corrupt newest one is set aside and the previous used
   shards/shard_<i>.npz   the jumps recorded since the previous checkpoint: `images` uint8 (n, chains, *S)

@@ -7,7 +7,7 @@
   slurm   ``submitit.AutoExecutor(cluster="slurm")``: sbatch on a SLURM cluster
 
 The cluster is always passed explicitly: submitit's auto-detection answers "slurm" on any machine
-where ``srun`` is on PATH (ECOSYSTEM §2.1), including development machines with slurm-client.
+where ``srun`` is on PATH (docs/on-disk.md §6.1), including development machines with slurm-client.
 SLURM executors run from a code snapshot (snapshots.py); resources come from clusters.py; the
 job ledger is ledger.py.
 """
@@ -169,7 +169,7 @@ def make_executor(
             folder, cluster="local", local_max_num_timeout=int(res["max_num_timeout"])
         )
         ex.update_parameters(**generic)
-        # AutoExecutor types timeout_min as int and rejects local_signal_delay_s (ECOSYSTEM §2.2),
+        # AutoExecutor types timeout_min as int and rejects local_signal_delay_s (docs/on-disk.md §6.1),
         # so set the fractional timeout and the signal delay on the LocalExecutor itself.
         ex._executor.update_parameters(
             timeout_min=float(res["timeout_min"]), signal_delay_s=int(res["signal_delay_s"])

@@ -13,7 +13,7 @@ may be missing):
     figures {name: path relative to the folder holding results/, i.e. the repo root}
 
 Paper values are compared only with the same metric name, at the paper profile, and for FID only in
-the paper's mode (legacy TF-Inception, SPEC §6 decision 1). Fréchet distances in other feature spaces
+the paper's mode (legacy TF-Inception, docs/deviations.md §3.1). Fréchet distances in other feature spaces
 (`FD_classifier`, `FD_test-proj16 (NOT FID)`) are never put beside an FID.
 """
 

@@ -1,15 +1,15 @@
-"""The one registry of experiments: every table of the paper (SPEC §3) plus `toy` and `fashion-mnist`.
+"""The one registry of experiments: every table of the paper (docs/official-settings.md §2) plus `toy` and `fashion-mnist`.
 
 An experiment is a frozen config in four parts: data, model, train, chain (+ score). `resolve(table, profile)`
 returns the table's experiments under a profile:
 
-  paper  the paper's exact hyperparameters (SPEC §3, from the official configs [C]); for GPU clusters.
+  paper  the paper's exact hyperparameters (docs/official-settings.md §2, from the official configs [C]); for GPU clusters.
   cpu    a long CPU run (about an hour on one core): SmallUNet width 32, 15,000 bf16 steps, one 200k-step chain;
          the mnist and fashion-mnist tables also take the working CPU recipe (CPU_RECIPE).
   quick  CPU-sized (minutes on 2 cores); a small U-Net instead of the U2Net, shorter training and chains.
   smoke  seconds; for the test suite.
 
-Settings SPEC marks as unverified ([U?]) are listed in each experiment's `unverified` field and shown in
+Settings the sources leave unverified ([U?], docs/deviations.md §2) are listed in each experiment's `unverified` field and shown in
 the report. `--set section.key=value` overrides any field; every result records its profile and config.
 """
 
@@ -35,7 +35,7 @@ class ModelSpec:
     M: int = 8
     sigmoid: bool = False
     data_std: float = 0.225  # input scale s = sqrt(data_std^2 + sigma^2) [C]
-    parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, SPEC §1.4.4)
+    parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, docs/method.md §1.4)
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,8 @@ _ADDED_LATER = (("train", "precision", "fp32"),)
 DATA_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                "ffhq256": (3, 256, 256), "toy": (2,)}
 
-_PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [SPEC §2.5, U?]",
-                        "whether delta and gamma were re-tuned for the 1M-step run [SPEC §2.5, U?]")
+_PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [docs/deviations.md §2.1, U?]",
+                        "whether delta and gamma were re-tuned for the 1M-step run [docs/deviations.md §2.1, U?]")
 
 
 def _paper_experiments() -> list[Experiment]:
@@ -148,23 +148,23 @@ def _paper_experiments() -> list[Experiment]:
                    ModelSpec("mdae", "u2net", 1, 1.0, 16, sigmoid=False),
                    TrainSpec(steps=469_000, batch_size=128, lr=2e-5, seed=1999),
                    ChainSpec(), replace(fid, classifier=True),
-                   unverified=_PROTOCOL_UNVERIFIED + ("training steps derived from 1000 epochs [SPEC §3, D]",)),
+                   unverified=_PROTOCOL_UNVERIFIED + ("training steps derived from 1000 epochs [docs/deviations.md §2.4, D]",)),
         Experiment("mnist-muvb-1x4", "mnist", "mnist",
                    ModelSpec("muvb", "vdvae_resnet", 1, 1.0, 4),
                    TrainSpec(steps=1_875_000, batch_size=32, lr=1e-4, seed=1764),
                    replace(ChainSpec(), delta_over_sigma=1.0), replace(fid, classifier=True),
-                   implemented=False, notes="MUVB (SPEC §1.6b) is not implemented yet; the official config is not runnable as released"),
+                   implemented=False, notes="MUVB (docs/method.md §2.4) is not implemented yet; the official config is not runnable as released"),
         Experiment("cifar10-mdae-1x8", "cifar10", "cifar10",
                    ModelSpec("mdae", "u2net", 2, 1.0, 8, sigmoid=True),
                    TrainSpec(steps=195_000, batch_size=256, lr=1e-4, seed=1685, hflip=True),
                    ChainSpec(), fid,
-                   unverified=_PROTOCOL_UNVERIFIED + ("(sigma, M) behind FID 43.95 assumed from the released config [SPEC §4.2]",
-                                                      "training steps derived from 1000 epochs x 195 steps [SPEC §3, D]")),
+                   unverified=_PROTOCOL_UNVERIFIED + ("(sigma, M) behind FID 43.95 assumed from the released config [docs/deviations.md §2.2]",
+                                                      "training steps derived from 1000 epochs x 195 steps [docs/deviations.md §2.4, D]")),
         Experiment("ffhq256-mdae-4x8", "ffhq256", "ffhq256",
                    ModelSpec("mdae", "u2net", 2, 4.0, 8, sigmoid=True),
                    TrainSpec(steps=1_093_750, batch_size=16, lr=2e-5, seed=2001),
                    replace(ChainSpec(), steps=10_000, jump_every=10), ScoreSpec(),
-                   unverified=("FFHQ evaluation is qualitative only on the poster; no FID target [SPEC §6.15]",)),
+                   unverified=("FFHQ evaluation is qualitative only on the poster; no FID target [docs/deviations.md §3.8]",)),
         Experiment("toy-mdae-1x4", "toy", "toy:ring8",
                    ModelSpec("mdae", "mlp", 256, 1.0, 4),
                    TrainSpec(steps=20_000, batch_size=256, lr=1e-3, seed=0, lr_schedule="cosine"),

@@ -1,6 +1,6 @@
 """The one registry of numbers the paper (and its follow-up) report. Nothing else in the suite types a paper number.
 
-Sources (see ../shared/paper/SPEC.md §0, §4):
+Sources (see docs/official-settings.md §1, §6):
   poster  S. Saremi, R. K. Srivastava, "Multimeasurement Generative Models", ICLR 2022 poster.
   USSF    S. Saremi, R. K. Srivastava, F. Bach, "Universal Smoothed Score Functions for Generative Modeling",
           arXiv 2303.11669 (abstract) -- a follow-up, shown as a reference row only.
@@ -19,13 +19,13 @@ class PaperNumber:
     value: float
     source: str
     setting: str
-    verified_setting: bool  # False where SPEC marks the (sigma, M, model) behind the number as unverified
+    verified_setting: bool  # False where docs/deviations.md §2 marks the (sigma, M, model) behind the number as unverified
 
 
 PAPER_NUMBERS: tuple[PaperNumber, ...] = (
     PaperNumber("cifar10", "cifar10-mdae-1x8", "FID", 43.95, "ICLR 2022 poster (CIFAR-10 panel)",
                 "one MCMC chain of 1,000,000 steps, 50,000 samples; (sigma=1, M=8) MDAE assumed from the released "
-                "config [SPEC §4.2, U?]", False),
+                "config [docs/deviations.md §2.2, U?]", False),
     PaperNumber("cifar10", "", "FID", 21.74, "ICLR 2022 poster (CIFAR-10 panel)",
                 "'by increasing M and improved training (work in progress)'; sigma, M and architecture not given", False),
     PaperNumber("cifar10", "", "FID", 14.15, "USSF, arXiv 2303.11669 abstract (follow-up paper)",
@@ -70,7 +70,7 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "more smoothing, faster mixing between modes", f"{POSTER}, M-densities panel", ("toy",)),
 )
 
-# Parameter counts of the paper's networks (the official U2Net configs; SPEC §3, checked in nets.py), keyed by
+# Parameter counts of the paper's networks (the official U2Net configs; docs/official-settings.md §2, checked in nets.py), keyed by
 # (net, width factor, input channels = M x image channels): the scale the report compares runs with.
 NET_PARAMS: dict[tuple[str, int, int], int] = {("u2net", 1, 16): 28_259_552, ("u2net", 2, 24): 112_856_784}
 

@@ -1,4 +1,4 @@
-"""Resumable MDAE/MEM training with Adam (SPEC §3: betas (0.9, 0.999), eps 1e-8, no weight decay, constant LR).
+"""Resumable MDAE/MEM training with Adam (docs/official-settings.md §2: betas (0.9, 0.999), eps 1e-8, no weight decay, constant LR).
 
 Determinism: the data order of epoch e and the noise and flips of step t come from generators seeded by
 (seed, purpose, e or t) (`seeding.derive_seed`), so they are functions of the step alone and a resumed
