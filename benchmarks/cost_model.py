@@ -38,9 +38,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-from replication.nets import U2Net
-from replication.schemes import MDAE
-from replication.walk_jump import init_chains, walk
+from replication.core.nets import U2Net
+from replication.core.schemes import MDAE
+from replication.core.walk_jump import init_chains, walk
 
 from . import common
 
@@ -118,7 +118,7 @@ def host_overhead_per_op(repeats: int = 7, calls: int = 200) -> float:
     Proxy: a U2Net CONV unit (3x3 conv + SiLU, two ops) on a 1x1x1x1 tensor, whose compute is negligible.
     (A meta-device forward is no proxy: meta kernels of conv/upsample run Python shape functions.)
     """
-    from replication.nets import ConvSiLU
+    from replication.core.nets import ConvSiLU
 
     unit, x = ConvSiLU(1, 1), torch.zeros(1, 1, 1, 1)
 

@@ -36,8 +36,8 @@ from typing import Callable
 
 import torch
 
-from replication.schemes import MDAE
-from replication.walk_jump import ChainDiverged, init_chains, walk
+from replication.core.schemes import MDAE
+from replication.core.walk_jump import ChainDiverged, init_chains, walk
 
 from . import common
 from .cases import CASES, GAMMA, U, Case, build, is_image

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from replication.chain import ChainJob  # noqa: E402
+from replication.pipeline.chain import ChainJob  # noqa: E402
 
 
 def main(spec_path: str) -> None:

@@ -60,8 +60,8 @@ def test_flop_counter_on_meta_device_and_kernel_log():
 
 
 def test_lean_walk_is_the_library_walk_arithmetic():
-    """The `lean` variant differs from replication.walk_jump.walk only in where finiteness is checked."""
-    from replication.walk_jump import init_chains, walk
+    """The `lean` variant differs from replication.core.walk_jump.walk only in where finiteness is checked."""
+    from replication.core.walk_jump import init_chains, walk
 
     score = lambda y: (0.5 * torch.tanh(y) - y)  # noqa: E731
     y, v = init_chains(2, 3, (1, 4, 4), 1.0, torch.Generator().manual_seed(0))

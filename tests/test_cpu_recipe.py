@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from replication import experiments
 from replication.cli import main
-from replication.experiments import resolve
-from replication.pipeline import run_dir, stage_key, train_dir
-from replication.schemes import build_model
-from replication.training import TrainConfig, train
+from replication.runs import experiments
+from replication.runs.experiments import resolve
+from replication.runs.folders import run_dir, stage_key, train_dir
+from replication.runs.models import build_model
+from replication.train.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")

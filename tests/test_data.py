@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from replication import data as D
+from replication.data import datasets as D
 
 needs_fashion = pytest.mark.skipif(
     not D.DEBIAN_FASHION_MNIST.is_dir(),
@@ -113,7 +113,7 @@ def test_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("REPLICATION_DATA", str(tmp_path))
     assert D.default_root() == tmp_path
     monkeypatch.delenv("REPLICATION_DATA")
-    assert D.default_root() == Path(D.__file__).resolve().parent.parent / "data"
+    assert D.default_root() == Path(D.__file__).resolve().parents[2] / "data"
 
 
 def test_read_idx_gz_roundtrip(tmp_path):

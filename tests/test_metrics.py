@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from replication import classifier as C
-from replication import data as D
-from replication import metrics as M
+from replication.data import datasets as D
+from replication.evaluation import classifier as C
+from replication.evaluation import metrics as M
 
 # ---------------------------------------------------------------------------------------------------
 # Fréchet distance on features.
@@ -115,6 +115,17 @@ def test_autocorrelation_ar1():
 def test_integrated_autocorr_time_ar1(rho):
     tau = M.integrated_autocorr_time(ar1(rho, 100_000, seed=1))
     assert tau == pytest.approx((1 + rho) / (1 - rho), rel=0.15)
+
+
+def test_iat_at_a_known_mean_on_ar1():
+    """iat_sokal(mean=...) centres at the known stationary mean (the toy-claims mixing measure)."""
+    x = ar1(0.8, 100_000, seed=0)
+    tau, censored = M.iat_sokal(x, mean=0.0)
+    assert not censored and tau == pytest.approx((1 + 0.8) / (1 - 0.8), rel=0.1)
+    stuck = np.full(500, 0.7) + 1e-3 * np.random.default_rng(0).normal(size=500)
+    tau_stuck, censored = M.iat_sokal(stuck, mean=0.0)
+    assert censored and tau_stuck > 100  # a chain stuck away from the stationary mean is not "fast"
+    assert M.integrated_autocorr_time(stuck) < 10  # centred at its own mean it looks fast
 
 
 # ---------------------------------------------------------------------------------------------------
