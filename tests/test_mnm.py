@@ -5,9 +5,14 @@ import math
 import pytest
 import torch
 
-from replication.core.mnm import GaussianMixture, GaussianMNM, PoissonMNM, gaussian
+from replication.core.mnm import GaussianMixture, GaussianMNM, PoissonMNM
 from replication.data.datasets import toy_mixture
 
+
+def gaussian(mean, std: float) -> GaussianMixture:
+    """An isotropic Gaussian prior N(mean, std^2 I) as a one-component mixture."""
+    mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
+    return GaussianMixture(mean, torch.tensor([float(std)], dtype=torch.float64), torch.ones(1, dtype=torch.float64))
 
 
 @pytest.fixture

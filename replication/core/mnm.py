@@ -207,15 +207,3 @@ class GaussianMixture:
         """Exact score grad_y log p(y) = (x_hat(y) - y_m)/sigma_m^2 for every m (docs/method.md §1.2-1.4): (N, M, d)."""
         y = y.to(torch.float64)
         return (self.x_hat(y, mnm)[:, None] - y) / mnm.sigma_m(y) ** 2
-
-    def mse_bayes(self, mnm: GaussianMNM, n: int, generator: torch.Generator | None = None) -> float:
-        """Monte-Carlo estimate of the Bayes risk E|X - E[X|Y]|^2 (per sample, summed over d)."""
-        x, _ = self.sample(n, generator)
-        y = mnm.measure(x, generator)
-        return float(((self.x_hat(y, mnm) - x) ** 2).sum(1).mean())
-
-
-def gaussian(mean: Sequence[float] | Tensor, std: float) -> GaussianMixture:
-    """An isotropic Gaussian prior N(mean, std^2 I) as a one-component mixture."""
-    mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
-    return GaussianMixture(mean, torch.tensor([float(std)], dtype=torch.float64), torch.ones(1, dtype=torch.float64))

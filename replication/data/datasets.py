@@ -275,15 +275,3 @@ def toy_mixture(name: str = "ring8") -> Mixture:
     if name not in TOY_MIXTURES:
         raise UsageError(f"unknown toy mixture {name!r}; known: {', '.join(TOY_MIXTURES)}")
     return TOY_MIXTURES[name]()
-
-
-def sample_mixture(
-    means: torch.Tensor, stds: torch.Tensor, weights: torch.Tensor, n: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw n points: k ~ Categorical(weights), x = mu_k + s_k * eps.
-
-    :return: (x, k): x float64 [n x d], k int64 [n] (component labels).
-    """
-    from ..core.mnm import GaussianMixture
-
-    return GaussianMixture(means, stds, weights).sample(n, generator)

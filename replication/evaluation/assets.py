@@ -183,14 +183,6 @@ def _expected_sha(asset: Asset, manifest: dict) -> str | None:
     return asset.sha256 or manifest.get("assets", {}).get(asset.name, {}).get("sha256")
 
 
-def missing_assets(
-    dest: str | os.PathLike | None = None, names: Iterable[str] | None = None
-) -> list[str]:
-    """Names of assets whose file is absent from `dest` (no hashing; see `verify_assets`)."""
-    root = assets_dir(dest)
-    return [n for n in _names(names) if not (root / _asset(n).relpath).is_file()]
-
-
 def verify_assets(
     dest: str | os.PathLike | None = None, names: Iterable[str] | None = None
 ) -> dict[str, str]:

@@ -123,13 +123,6 @@ def energy_distance(x, y, chunk: int = 256) -> float:
     return 2 * _pair_sum(x, y, norm, chunk) - _pair_sum(x, x, norm, chunk) - _pair_sum(y, y, norm, chunk)
 
 
-def mmd_rbf(x, y, bandwidth: float = 1.0, chunk: int = 256) -> float:
-    """Squared MMD with k(a, b) = exp(-||a - b||^2 / (2 bandwidth^2)), biased (V-statistic) estimate."""
-    x, y = (torch.as_tensor(_np(t), dtype=torch.float64) for t in (x, y))
-    rbf = lambda r: r.square_().mul_(-0.5 / bandwidth**2).exp_()  # noqa: E731  (in place on a fresh buffer)
-    return _pair_sum(x, x, rbf, chunk) + _pair_sum(y, y, rbf, chunk) - 2 * _pair_sum(x, y, rbf, chunk)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Autocorrelation of a scalar chain statistic.
 

@@ -321,13 +321,6 @@ def validate(e: Experiment) -> None:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
 
 
-def find(table: str, profile: str, exp_id: str, overrides: dict[str, str] | None = None) -> Experiment:
-    for e in resolve(table, profile, overrides):
-        if e.id == exp_id:
-            return e
-    raise UsageError(f"no experiment {exp_id!r} in table {table!r}")
-
-
 def from_dict(d: dict) -> Experiment:
     """Rebuild an Experiment from `to_dict()` (as stored next to every result)."""
     d = dict(d)
