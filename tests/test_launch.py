@@ -39,28 +39,23 @@ def job_env(monkeypatch):
 # Profiles and resources.
 
 
-def test_profiles_load():
+def test_local_profile_drives_the_sbatch_script(tmp_path):
+    """A profile is judged by what it does: the `local` profile's settings reach the sbatch script of a job that
+    names it (by name or by path), and the resources a job leaves open come from it."""
+    from submitit.slurm.test_slurm import mocked_slurm
+
     assert {"local", "example-gpu"} <= set(clusters.available_profiles())
-    local = clusters.load_cluster_profile("local")
-    assert (
-        local.name,
-        local.partition,
-        local.gpus_per_node,
-        local.cpus_per_task,
-        local.mem_gb,
-        local.time_min,
-    ) == (
-        "local",
-        "debug",
-        0,
-        1,
-        1,
-        10,
-    )
-    gpu = clusters.load_cluster_profile(REPO_ROOT / "slurm" / "example-gpu.toml")
-    assert gpu.partition and gpu.account and gpu.qos and gpu.constraint
-    assert gpu.gpus_per_node >= 1 and any("module load" in line for line in gpu.setup)
-    assert gpu.signal_delay_s and gpu.max_num_timeout
+    for cluster in ("local", str(REPO_ROOT / "slurm" / "local.toml")):
+        with mocked_slurm():
+            ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="probe"), cluster, code_snapshot=False)
+            text = Path(ex.submit(launch_jobs.add, 1, 2).paths.submission_file).read_text()
+        for flag in ("--partition=debug", "--cpus-per-task=1", "--mem=1GB", "--time=10", "--signal=USR2@30",
+                     "--gpus-per-node=0", "--job-name=probe"):
+            assert f"#SBATCH {flag}" in text, flag
+        assert "--account" not in text and "--qos" not in text  # the profile sets neither
+        assert ex._executor.max_num_timeout == 3
+    r = clusters.resolve_resources(Resources(cpus_per_task=4), clusters.load_cluster_profile("local"))
+    assert (r["cpus_per_task"], r["mem_gb"], r["timeout_min"], r["gpus_per_node"]) == (4, 1, 10, 0)
 
 
 def test_bad_profile_and_launcher(tmp_path):
