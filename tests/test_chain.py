@@ -1,4 +1,4 @@
-"""The chain stage (replication/chain.py): one long chain, checkpointed, bit-exact after any interruption.
+"""The chain stage (replication/pipeline/chain.py): one long chain, checkpointed, bit-exact after any interruption.
 
 Every interrupted run is compared byte for byte with an uninterrupted run of the same experiment (same
 model file, CPU, one thread: tests/conftest.py here, tests/chain_worker.py in subprocesses):

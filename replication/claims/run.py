@@ -74,7 +74,7 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     name = f"claims_toy_{sweep}{p.suffix}"
     traces = extra.pop("traces", None)
     record = {
-        # run / table / experiment / profile: the fields report.read_records needs (listed under unknown tables).
+        # run / table / experiment / profile: the fields report.tables.read_records needs (listed under unknown tables).
         "run": name, "table": "claims", "experiment": f"claims-toy-{sweep}", "profile": p.name,
         "claim": CLAIMS[sweep], "scope": SCOPE,
         "config": {"claims": asdict(p), "mixture": MIXTURE, "walk": {"delta": "sigma/2", "gamma": 0.5, "u": 1.0,

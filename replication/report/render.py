@@ -2,12 +2,12 @@
 results tables and figures, regenerated from the run records alone.
 
 Every number comes from `results/records/<run>.json` (one record per finished run, written by the pipeline;
-fields: report_tables.py) or from `paper.py` (the paper's numbers and claims); nothing is typed by hand.
+fields: tables.py) or from `runs/paper.py` (the paper's numbers and claims); nothing is typed by hand.
 Reproduced values sit beside the paper's, never instead (clean-fid's "reported | reproduced" tables), and the
 output is deterministic, so `python replicate.py --report` regenerates REPORT.md byte for byte (tests/test_report.py).
 
-REPORT.md: the claims scoreboard (report_claims.py), the scale gap, then per table one headline table
-(report_headline.py) with its notes, samples and figures; the toy claim sweeps in compact form. Provenance,
+REPORT.md: the claims scoreboard (scoreboard.py), the scale gap, then per table one headline table
+(headline.py) with its notes, samples and figures; the toy claim sweeps in compact form. Provenance,
 chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in results/APPENDIX.md.
 """
 

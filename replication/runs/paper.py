@@ -42,7 +42,7 @@ PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True)
 class PaperClaim:
-    """A claim of the poster, as the report's scoreboard lists it; `key` names the rule in report_claims.py
+    """A claim of the poster, as the report's scoreboard lists it; `key` names the rule in report/scoreboard.py
     that turns records into a verdict."""
 
     key: str
@@ -70,7 +70,7 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "more smoothing, faster mixing between modes", f"{POSTER}, M-densities panel", ("toy",)),
 )
 
-# Parameter counts of the paper's networks (the official U2Net configs; docs/official-settings.md §2, checked in nets.py), keyed by
+# Parameter counts of the paper's networks (the official U2Net configs; docs/official-settings.md §2, checked in core/nets.py), keyed by
 # (net, width factor, input channels = M x image channels): the scale the report compares runs with.
 NET_PARAMS: dict[tuple[str, int, int], int] = {("u2net", 1, 16): 28_259_552, ("u2net", 2, 24): 112_856_784}
 

@@ -35,7 +35,7 @@ def provenance(device: str = "cpu") -> dict:
     # Code dirtiness only: results/ and REPORT.md are outputs a run itself rewrites (records, figures, report).
     sha = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", ":(exclude)REPORT.md"))
-    snapshot = os.environ.get("REPLICATION_CODE_SNAPSHOT")  # SLURM jobs run from a code snapshot (launch.py)
+    snapshot = os.environ.get("REPLICATION_CODE_SNAPSHOT")  # SLURM jobs run from a code snapshot (pipeline/snapshots.py)
     if snapshot and Path(snapshot, "SNAPSHOT.json").exists():
         meta = read_json(Path(snapshot, "SNAPSHOT.json"))
         sha, dirty = meta.get("git_commit") or sha, bool(meta.get("git_dirty", dirty))
