@@ -11,8 +11,8 @@ import torch
 from ..core import seeding
 from ..core.mnm import GaussianMixture
 from ..core.walk_jump import init_chains
-from ..evaluation.metrics import class_switch_rate, energy_distance, integrated_autocorr_time, iat_sokal
-from .chains import (ExactMDensity, model_fns, batch_means_se, chain_generators, labels_of, learned_model, mean_se,
+from ..evaluation.metrics import class_switch_rate, energy_distance, iat_sokal, integrated_autocorr_time
+from .chains import (ExactMDensity, batch_means_se, chain_generators, labels_of, learned_model, mean_se, model_fns,
                      oracle_mse, run_chains, sample_stats)
 from .profiles import Profile
 

@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 from ..core import seeding
 from ..core.walk_jump import ChainDiverged, ChainState, init_chains, walk
 from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
+from ..errors import RunStateError, UsageError
 from ..evaluation.images import to_uint8
 from ..runs.experiments import Experiment, from_dict
 from ..runs.models import load_model
-from ..errors import RunStateError, UsageError
 
 KEEP_STATES = 2
 CKPT_SECS = 600.0  # also checkpoint at the next boundary after this much wall time (bounds loss on node failure)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import RunStateError, UsageError, WaitTimeout
 from ..runs.folders import run_dir, stage_status
 from .clusters import Resources, load_cluster_profile
 from .executors import make_executor
 from .ledger import active_job, job_states, record_job
 from .stages import STAGE_CLASSES
-from ..errors import RunStateError, UsageError, WaitTimeout
 
 
 def stage_resources(e, stage: str, cluster) -> Resources:

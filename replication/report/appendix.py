@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.storage import atomic_write_bytes
 from ..runs import experiments
 from .headline import dedup
 from .tables import code_version, config_hash, duration, hardware, shares_text, to_markdown
-from ..data.storage import atomic_write_bytes
 
 
 def _link(path: Path, base: Path) -> str:

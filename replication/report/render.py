@@ -20,15 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.storage import atomic_write_bytes
 from ..runs import experiments, paper
-from .scoreboard import claim_summary, scoreboard
+from ..runs.folders import REPO_ROOT
 from .figures import chain_diagnostics, loss_curve, metric_vs_samples
-from .headline import (banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale,
-                       runs_scale)
+from .headline import banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale, runs_scale
+from .scoreboard import claim_summary, scoreboard
 from .tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason, profile_rank,
                      read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
-from ..data.storage import atomic_write_bytes
-from ..runs.folders import REPO_ROOT
 
 REPORT_COMMAND = "python replicate.py --report"
 TABLE_TITLES = {

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..runs import experiments, paper
 from ..data.storage import atomic_write_bytes
+from ..runs import experiments, paper
 
 PAPER_FID_MODES = (None, "legacy_tensorflow")  # the paper's FID is compared in legacy-TF mode only
 DATA_NEEDS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256", "fashion-mnist": "Fashion-MNIST"}

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from ..data.storage import atomic_write_json, read_json
+from ..errors import UsageError
 from .experiments import Experiment
 from .folders import REPO_ROOT
-from ..errors import UsageError
 
 MODELS = REPO_ROOT / "results" / "models"
 
