@@ -1,4 +1,5 @@
-"""Walk-jump sampling (Saremi & Hyvarinen 2019; docs/method.md §3): underdamped Langevin walk on y, Bayes jump to x.
+"""Walk-jump sampling (Saremi & Hyvarinen 2019; docs/method.md §3): the underdamped Langevin walk on y, chain
+initialisation and state; the jump to x is the scheme's `jump` (core/schemes.py, docs/method.md §4).
 
 Continuous dynamics (poster): dv = -gamma v dt + u grad log p(y) dt + sqrt(2 gamma u) dB,  dy = v dt.
 
