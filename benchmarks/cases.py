@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from replication.nets import build_net
-from replication.schemes import MDAE
+from replication.core.nets import build_net
+from replication.core.schemes import MDAE
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Case:
 
 def _profile_width(profile: str) -> int:
     """The SmallUNet width of a CPU profile, read from the registry so the benchmark follows the profile."""
-    from replication.experiments import resolve
+    from replication.runs.experiments import resolve
 
     return resolve("fashion-mnist", profile)[0].model.width
 

@@ -23,8 +23,8 @@ import copy
 
 import torch
 
-from replication.training import TrainConfig, global_batch
-from replication.walk_jump import walk
+from replication.train.training import TrainConfig, global_batch
+from replication.core.walk_jump import walk
 
 from . import common
 from .cases import CASES, GAMMA, U, build

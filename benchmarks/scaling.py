@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from replication.walk_jump import init_chains, walk
+from replication.core.walk_jump import init_chains, walk
 
 from . import common
 from .cases import CASES, GAMMA, U, Case, build

@@ -1,6 +1,6 @@
 """One training step of the library against a bare forward+backward of the net on the same batch.
 
-The training step is the body of `replication.training.train`: the step's batch and noise generator
+The training step is the body of `replication.train.training.train`: the step's batch and noise generator
 from `global_batch` (a fresh seeded epoch permutation per step), y = mnm.measure(x, g), the MDAE loss
 (docs/method.md §2.1), zero_grad, backward, Adam step (docs/official-settings.md §2) and
 `loss.item()`. The baseline is `net(y_stacked).square().mean().backward()` on a fixed batch of the
@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from replication.training import TrainConfig, _lr_at, global_batch
+from replication.train.training import TrainConfig, _lr_at, global_batch
 
 from . import common
 from .cases import CASES, Case, build
@@ -39,7 +39,7 @@ PLAN_FULL = [("quick", 32, 60_000, False, 9), ("u2net28", 4, 60_000, False, 7), 
 
 
 def make_train_step(scheme, data: torch.Tensor, cfg: TrainConfig, opt: torch.optim.Optimizer) -> Callable[[], float]:
-    """The loop body of replication.training.train (single process), as a callable advancing one step."""
+    """The loop body of replication.train.training.train (single process), as a callable advancing one step."""
     state = {"step": 0}
 
     def step() -> float:

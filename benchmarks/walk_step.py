@@ -36,8 +36,8 @@ from typing import Callable
 
 import torch
 
-from replication.schemes import MDAE
-from replication.walk_jump import ChainDiverged, init_chains, walk
+from replication.core.schemes import MDAE
+from replication.core.walk_jump import ChainDiverged, init_chains, walk
 
 from . import common
 from .cases import CASES, GAMMA, U, Case, build, is_image
@@ -97,6 +97,12 @@ def cuda_graph_step(scheme: MDAE, y: Tensor, v: Tensor, *, delta: float, gamma: 
     return graph.replay, y_s, v_s
 
 
+def compiled_scheme(case: Case, net: torch.nn.Module) -> MDAE:
+    """The `compile` variant's sampler: the case's scheme around torch.compile of a copy of `net`
+    (tests/test_benchmarks.py checks that its walk equals the eager one)."""
+    return MDAE(torch.compile(copy.deepcopy(net)), case.sigma, case.M, sigmoid=case.sigmoid)
+
+
 def _under(mode: Callable[[], contextlib.AbstractContextManager], fn: Callable[[], object]) -> Callable[[], object]:
     def run():
         with mode():
@@ -134,8 +140,8 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
                                   _under(infer, lambda: walk(scheme_cl.score, y0, v0, **kw)))
     if compile_net:
         try:
-            net_c = torch.compile(copy.deepcopy(net))
-            scheme_c = MDAE(net_c, case.sigma, case.M, sigmoid=case.sigmoid)
+            scheme_c = compiled_scheme(case, net)
+            net_c = scheme_c.net
             t0 = time.perf_counter()
             with infer():
                 net_c(x)

@@ -1,13 +1,18 @@
 """Open replication suite for Multimeasurement Generative Models (Saremi & Srivastava, ICLR 2022).
 
-Modules, in the order the method uses them:
-  mnm         noise models (Gaussian/Poisson MNM) and analytic priors with exact M-densities
-  nets        networks nu_theta: the paper's U2Net, a small U-Net and an MLP for CPU runs
-  schemes     MDAE and MEM parametrizations: score, jump x_hat, loss (SPEC §1.5-1.6)
-  walk_jump   underdamped Langevin walk (ABOBA / Cheng et al.) and the jump
-  training    resumable Adam training
-  chain       the long single-chain stage: sharded jumps, checkpoints, bit-exact resume
-  experiments the one registry of experiments, profiles and paper numbers
+Layers, bottom to top; a module imports only from its own package and from layers below it
+(tests/test_layout.py checks this):
+  errors      the errors the suite raises itself (one-line messages in the CLI)
+  core        the paper's math and networks: noise models, nets, MDAE/MEM, the walk and the jump; no I/O
+  data        files and datasets: atomic checksummed files, datasets, toy mixtures
+  train       resumable, deterministic Adam training
+  evaluation  metrics, the suite's classifier, FID through clean-fid, staged assets, sample images
+  runs        the experiment registry, the paper's numbers, run folders and stage keys, model files,
+              provenance, records
+  pipeline    the stages (train, chain, export, score) and where they run: executors, job ledger, SLURM
+  claims      the toy-claims study (python -m replication.claims toy)
+  report      REPORT.md, the appendix, tables, figures and the after-run summary
+  cli         python replicate.py
 """
 
 __version__ = "0.1.0"

@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import experiments
-from .pipeline import REPO_ROOT, STAGE_CLASSES, STAGES, reset_stage, run_dir, stage_status
-from .run_summary import modified_tracked, rewritten_lines, summarize
-
-LAUNCHERS = ("inline", "debug", "local", "slurm")
+from .errors import ReplicationError, UsageError
+from .pipeline.executors import LAUNCHERS
+from .pipeline.stages import STAGE_CLASSES
+from .report.run_summary import modified_tracked, rewritten_lines, summarize
+from .runs import experiments
+from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +63,7 @@ def _overrides(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -70,19 +71,19 @@ def _overrides(items: list[str]) -> dict[str, str]:
 
 def select(args: argparse.Namespace) -> list[experiments.Experiment]:
     if not args.table:
-        raise ValueError(f"--table is required; known tables: {', '.join(experiments.TABLES)}")
+        raise UsageError(f"--table is required; known tables: {', '.join(experiments.TABLES)}")
     exps = experiments.resolve(args.table, args.profile, _overrides(args.overrides))
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - {e.id for e in exps}
         if unknown:
-            raise ValueError(f"--only: no experiment {sorted(unknown)} in table {args.table}; known: {[e.id for e in exps]}")
+            raise UsageError(f"--only: no experiment {sorted(unknown)} in table {args.table}; known: {[e.id for e in exps]}")
         exps = [e for e in exps if e.id in wanted]
     return exps
 
 
 def print_status(exps, results: Path) -> None:
-    from .launch import job_states
+    from .pipeline.ledger import job_states
 
     for e in exps:
         print(f"{e.id} [{e.profile}] {run_dir(e, results)}")
@@ -106,19 +107,19 @@ def run(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by local/submitit subprocesses
         torch.set_num_threads(args.threads)
     if args.report:
-        from .report import write_report
+        from .report.render import write_report
 
         out = write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results"
                            else results / "REPORT.md", repo_root=REPO_ROOT)
         print(f"wrote {out} and {results / 'APPENDIX.md'}")
         return 0
     if args.stage_assets:
-        from .assets import assets_dir, stage_assets
+        from .evaluation.assets import assets_dir, stage_assets
 
         stage_assets(assets_dir(args.assets))
         return 0
     if args.download:
-        from .data import download
+        from .data.datasets import download
 
         download(args.download, args.data_root)
         return 0
@@ -126,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.retrain and "train" not in args.force:
         args.force.append("train")
     if args.publish_model:
-        from .model_store import publish, publish_classifier
-        from .pipeline import classifier_path, stage_key, train_dir
+        from .runs.folders import classifier_path, stage_key, train_dir
+        from .runs.model_store import publish, publish_classifier
 
         for e in exps:
             print(f"{e.id}: published {publish(e, stage_key(e, 'train'), train_dir(e, results), args.data_root)}")
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print_status(exps, results)
         return 0
     if args.cancel:
-        from .launch import cancel_jobs
+        from .pipeline.ledger import cancel_jobs
 
         for e in exps:
             if run_dir(e, results).exists():
@@ -168,11 +169,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         work += 1
         run_dir(e, results).mkdir(parents=True, exist_ok=True)
-        from .storage import atomic_write_json
+        from .data.storage import atomic_write_json
 
         atomic_write_json(run_dir(e, results) / "experiment.json", e.to_dict())
         if args.launcher == "slurm":
-            from .submit import submit_slurm
+            from .pipeline.submit import submit_slurm
 
             submit_slurm(e, pending, args, results)
         else:
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(ran, results: Path, report: Path | None, before) -> None:
     """The closing printout: metrics with calibration points, a verdict, paths; committed files rewritten."""
-    from .report import anchor
+    from .report.render import anchor
 
     report = report or REPO_ROOT / "REPORT.md"
     lines = ["", "Summary of this run (details: the record and the report section named below)"]
@@ -201,7 +202,9 @@ def _print_summary(ran, results: Path, report: Path | None, before) -> None:
 
 
 def _run_stages(e, pending, args, results: Path) -> None:
-    from .launch import Resources, make_executor, record_job
+    from .pipeline.clusters import Resources
+    from .pipeline.executors import make_executor
+    from .pipeline.ledger import record_job
 
     for s in pending:
         stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, args.device, not args.no_progress,
@@ -221,7 +224,7 @@ def _run_stages(e, pending, args, results: Path) -> None:
 
 def _report(results: Path) -> Path | None:
     """Regenerate the report of a results folder: REPORT.md for the repo's results/, else <results>/REPORT.md."""
-    from .report import write_report
+    from .report.render import write_report
 
     if not (results / "records").exists():
         return None
@@ -230,14 +233,11 @@ def _report(results: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; an error the suite raises itself (ReplicationError: bad input, missing data, a damaged
+    run folder) is one line on stderr and exit code 2, anything else keeps its traceback."""
     args = parse_args(argv)
-    from .data import DatasetMissing
-    from .training import ConfigMismatch
-    from .walk_jump import ChainDiverged
-
     try:
         return run(args)
-    except (ValueError, DatasetMissing, NotImplementedError, ChainDiverged, ConfigMismatch, FileNotFoundError,
-            RuntimeError, TimeoutError) as err:
+    except ReplicationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Subprocess entry for tests/test_chain.py: run one ChainJob on one CPU thread.
 
-    python tests/chain_worker.py SPEC.json      SPEC = {"exp": Experiment.to_dict(), "model": path, "out": path}
+    python tests/chain_worker.py job.json      job.json = {"exp": Experiment.to_dict(), "model": path, "out": path}
 
 The reference run in the test process also uses one thread (tests/conftest.py), so the two are comparable
 byte for byte. The worker is meant to be killed (SIGKILL) at any moment and started again.
@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from replication.chain import ChainJob  # noqa: E402
+from replication.pipeline.chain import ChainJob  # noqa: E402
 
 
 def main(spec_path: str) -> None:

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common, cost_model, walk_step
 from benchmarks.cases import Case
+from replication.core.walk_jump import init_chains, walk
 
 TINY = Case("small_unet", 2, (1, 8, 8), kw={"width": 8})
 
@@ -60,15 +61,33 @@ def test_flop_counter_on_meta_device_and_kernel_log():
 
 
 def test_lean_walk_is_the_library_walk_arithmetic():
-    """The `lean` variant differs from replication.walk_jump.walk only in where finiteness is checked."""
-    from replication.walk_jump import init_chains, walk
-
+    """The `lean` variant differs from replication.core.walk_jump.walk only in where finiteness is checked."""
     score = lambda y: (0.5 * torch.tanh(y) - y)  # noqa: E731
     y, v = init_chains(2, 3, (1, 4, 4), 1.0, torch.Generator().manual_seed(0))
     kw = dict(steps=5, delta=0.5, gamma=0.5, u=1.0)
     a = walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
     b = walk_step.lean_walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
     assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+@pytest.mark.slow
+def test_compiled_walk_equals_the_eager_walk():
+    """The benchmark's `compile` variant samples what the eager walk samples (up to float reassociation)."""
+    scheme = walk_step.build(TINY)
+    try:
+        compiled = walk_step.compiled_scheme(TINY, scheme.net)
+        y, v = init_chains(2, TINY.M, TINY.shape, TINY.sigma, torch.Generator().manual_seed(0))
+        kw = dict(steps=4, delta=TINY.delta, gamma=0.5, u=1.0)
+        with torch.inference_mode():
+            compiled.score(y)  # compile here, so a missing compiler skips instead of failing
+    except Exception as err:  # noqa: BLE001 - torch.compile needs a C++ compiler on CPU
+        pytest.skip(f"torch.compile unavailable: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+    with torch.inference_mode():
+        eager = walk(scheme.score, y, v, generator=torch.Generator().manual_seed(1), **kw)
+        fast = walk(compiled.score, y, v, generator=torch.Generator().manual_seed(1), **kw)
+    for a, b in zip(eager, fast):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(eager[0], y)  # the walk moved
 
 
 def test_cuda_graph_step_needs_cuda_tensors():

@@ -1,4 +1,4 @@
-"""The chain stage (replication/chain.py): one long chain, checkpointed, bit-exact after any interruption.
+"""The chain stage (replication/pipeline/chain.py): one long chain, checkpointed, bit-exact after any interruption.
 
 Every interrupted run is compared byte for byte with an uninterrupted run of the same experiment (same
 model file, CPU, one thread: tests/conftest.py here, tests/chain_worker.py in subprocesses):
@@ -33,12 +33,12 @@ import pytest
 import submitit
 import torch
 
-from replication import chain as chain_mod
-from replication.chain import ChainJob, read_shards
-from replication.experiments import resolve
-from replication.schemes import build_model, save_model
-from replication.storage import load_checked
-from replication.walk_jump import ChainDiverged
+from replication.core.walk_jump import ChainDiverged
+from replication.data.storage import load_checked
+from replication.pipeline import chain as chain_mod
+from replication.pipeline.chain import ChainJob, read_shards
+from replication.runs.experiments import resolve
+from replication.runs.models import build_model, save_model
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "chain_worker.py"

@@ -1,4 +1,4 @@
-"""The poster-claims sweeps on the toy mixture (replication/claims.py): the quick run writes its outputs, and
+"""The poster-claims sweeps on the toy mixture (replication/claims/): the quick run writes its outputs, and
 the facts that hold exactly for the exact score hold in what it measures."""
 
 import json
@@ -10,45 +10,34 @@ import pandas as pd
 import pytest
 import torch
 
-from replication import claims
-from replication.mnm import GaussianMNM
+from replication.claims.chains import ExactMDensity, ring_prior
+from replication.core.mnm import GaussianMNM
+from replication.claims.profiles import QUICK, SWEEPS
+from replication.claims.run import run_all
+from replication.claims.sweeps import sweep_smoothing
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("claims")
-    return out, claims.run_all(out, quick=True)
+    return out, run_all(out, quick=True)
 
 
-def test_exact_m_density_matches_the_library():
-    prior = claims.ring_prior()
+def test_exact_m_density_is_the_library_s():
+    prior = ring_prior()
     g = torch.Generator().manual_seed(0)
     for sigma, M in ((1.0, 1), (1.0, 4), (2.0, 16), (0.5, 3)):
         mnm = GaussianMNM(sigma, M)
         x, _ = prior.sample(64, g)
         y = mnm.measure(x, g) + torch.randn(64, M, 2, generator=g, dtype=torch.float64)  # off the data too
-        exact = claims.ExactMDensity(prior, sigma, M)
+        exact = ExactMDensity(prior, sigma, M)
         torch.testing.assert_close(exact.x_hat(y), prior.x_hat(y, mnm), rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(exact.score(y), prior.score(y, mnm), rtol=1e-10, atol=1e-10)
 
 
-def test_iat_known_mean_on_ar1():
-    rng = np.random.default_rng(0)
-    rho, n = 0.8, 100_000
-    x = np.empty(n)
-    x[0] = rng.normal()
-    noise = rng.normal(size=n) * math.sqrt(1 - rho**2)
-    for t in range(1, n):
-        x[t] = rho * x[t - 1] + noise[t]
-    tau, censored = claims.iat_known_mean(x, 0.0)
-    assert not censored and tau == pytest.approx((1 + rho) / (1 - rho), rel=0.1)
-    tau_stuck, censored = claims.iat_known_mean(np.full(500, 0.7) + 1e-3 * rng.normal(size=500), 0.0)
-    assert censored and tau_stuck > 100  # a chain stuck away from the stationary mean is not "fast"
-
-
 def test_outputs_written(quick):
     out, res = quick
-    for sweep in claims.SWEEPS:
+    for sweep in SWEEPS:
         name = f"claims_toy_{sweep}_quick"
         record = json.loads((out / "records" / f"{name}.json").read_text())
         assert {"run", "table", "experiment", "profile", "config", "seeds", "provenance", "wall_s", "rows"} <= set(record)
@@ -104,10 +93,10 @@ def test_mixing_improves_with_sigma_at_fixed_M_not_at_fixed_sigma_eff(quick):
 def test_fixed_sigma_eff_is_a_friction_change():
     """(sigma=2, M=16, gamma=0.5) walks y_bar exactly like (sigma=0.5, M=1, gamma=2) (module docstring): the same
     switch rate within noise, and clearly fewer switches than (sigma=2, M=4), which is smoother (sigma_eff = 1)."""
-    prior = claims.ring_prior()
-    p = replace(claims.QUICK, seed=7)
+    prior = ring_prior()
+    p = replace(QUICK, seed=7)
     configs = [{"sigma": 2.0, "M": 16, "gamma": 0.5}, {"sigma": 0.5, "M": 1, "gamma": 2.0}, {"sigma": 2.0, "M": 4, "gamma": 0.5}]
-    mem, control, smooth = claims.sweep_smoothing(p, prior, configs)[0]
+    mem, control, smooth = sweep_smoothing(p, prior, configs)[0]
     assert mem["sigma_eff"] == control["sigma_eff"] == 0.5 and mem["gamma_eff"] == control["gamma_eff"] == 2.0
     tol = 4 * math.hypot(mem["switch_rate_se"], control["switch_rate_se"])
     assert abs(mem["switch_rate"] - control["switch_rate"]) < tol

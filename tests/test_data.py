@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from replication import data as D
+from replication.core.mnm import GaussianMixture
+from replication.data import datasets as D
 
 needs_fashion = pytest.mark.skipif(
     not D.DEBIAN_FASHION_MNIST.is_dir(),
@@ -113,7 +114,7 @@ def test_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("REPLICATION_DATA", str(tmp_path))
     assert D.default_root() == tmp_path
     monkeypatch.delenv("REPLICATION_DATA")
-    assert D.default_root() == Path(D.__file__).resolve().parent.parent / "data"
+    assert D.default_root() == Path(D.__file__).resolve().parents[2] / "data"
 
 
 def test_read_idx_gz_roundtrip(tmp_path):
@@ -184,7 +185,7 @@ def test_toy_mixture_sampling_matches_weights(name):
     assert means.dtype == torch.float64 and means.shape == (len(weights), 2) and stds.shape == weights.shape
     assert torch.isclose(weights.sum(), torch.tensor(1.0, dtype=torch.float64))
     n = 40000
-    x, k = D.sample_mixture(means, stds, weights, n, torch.Generator().manual_seed(0))
+    x, k = GaussianMixture(means, stds, weights).sample(n, torch.Generator().manual_seed(0))
     assert x.shape == (n, 2) and x.dtype == torch.float64 and k.dtype == torch.int64
     freq = torch.bincount(k, minlength=len(weights)).double() / n
     assert torch.all((freq - weights).abs() <= 4 * (weights * (1 - weights) / n).sqrt())  # 4 binomial SEs
@@ -192,7 +193,7 @@ def test_toy_mixture_sampling_matches_weights(name):
         xj = x[k == j]
         assert torch.allclose(xj.mean(0), means[j], atol=4 * stds[j].item() / len(xj) ** 0.5)
         assert torch.allclose(xj.std(0), stds[j].expand(2), rtol=0.1)
-    again = D.sample_mixture(means, stds, weights, n, torch.Generator().manual_seed(0))[0]
+    again = GaussianMixture(means, stds, weights).sample(n, torch.Generator().manual_seed(0))[0]
     assert torch.equal(x, again)
 
 

@@ -19,8 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from replication import assets as A
-from replication import fid as F
+from replication.evaluation import assets as A
+from replication.evaluation import fid as F
+from replication.evaluation import images as I
 
 N = 40  # images per set: enough for a full-rank 16-D covariance
 
@@ -50,18 +51,18 @@ def features(folder, extractor, mode="legacy_tensorflow", **kw):
 def test_to_uint8_rounds_to_nearest_and_clips():
     x = np.array([0.0, 0.49 / 255, 0.51 / 255, 127.6 / 255, 254.49 / 255, 1.0, -0.3, 1.7])
     want = np.array([0, 0, 1, 128, 254, 255, 0, 255], dtype=np.uint8)
-    np.testing.assert_array_equal(F.to_uint8(x), want)
-    got_t = F.to_uint8(torch.tensor(x, dtype=torch.float32))
+    np.testing.assert_array_equal(I.to_uint8(x), want)
+    got_t = I.to_uint8(torch.tensor(x, dtype=torch.float32))
     assert got_t.dtype == torch.uint8
     np.testing.assert_array_equal(got_t.numpy(), want)
     with pytest.raises(ValueError, match="non-finite"):
-        F.to_uint8(np.array([0.5, np.nan]))
+        I.to_uint8(np.array([0.5, np.nan]))
 
 
 @pytest.mark.parametrize("c", [1, 3])
 def test_png_round_trip_is_exact(tmp_path, c):
     x = images(seed=1, n=5, c=c, hw=28)
-    out = F.export_pngs(x, tmp_path / "png")
+    out = I.export_pngs(x, tmp_path / "png")
     assert sorted(os.listdir(out)) == [f"{i:06d}.png" for i in range(5)]
     assert os.listdir(tmp_path) == ["png"]  # no partial folder left behind
     for i in range(5):
@@ -79,14 +80,14 @@ def test_png_round_trip_is_exact(tmp_path, c):
 
 
 def test_export_refuses_to_mix_and_replaces_on_request(tmp_path):
-    F.export_pngs(images(n=4), tmp_path / "png")
+    I.export_pngs(images(n=4), tmp_path / "png")
     with pytest.raises(FileExistsError):
-        F.export_pngs(images(n=3), tmp_path / "png")
-    F.export_pngs(images(n=3), tmp_path / "png", overwrite=True)
-    assert F.count_images(tmp_path / "png") == 3
+        I.export_pngs(images(n=3), tmp_path / "png")
+    I.export_pngs(images(n=3), tmp_path / "png", overwrite=True)
+    assert I.count_images(tmp_path / "png") == 3
     assert os.listdir(tmp_path) == ["png"]
     with pytest.raises(ValueError, match="uint8"):
-        F.export_pngs(images(n=2).astype(np.float32), tmp_path / "other")
+        I.export_pngs(images(n=2).astype(np.float32), tmp_path / "other")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def test_export_refuses_to_mix_and_replaces_on_request(tmp_path):
 
 @pytest.fixture(scope="module")
 def x_dir(tmp_path_factory):
-    return F.export_pngs(images(seed=0), tmp_path_factory.mktemp("x") / "png")
+    return I.export_pngs(images(seed=0), tmp_path_factory.mktemp("x") / "png")
 
 
 def test_feature_count_equals_n(x_dir, proj16):
@@ -106,12 +107,12 @@ def test_feature_count_equals_n(x_dir, proj16):
 
 
 def test_fd_of_a_set_with_itself_is_zero(tmp_path, x_dir, proj16):
-    again = F.export_pngs(images(seed=0), tmp_path / "again")  # a second export, read independently
+    again = I.export_pngs(images(seed=0), tmp_path / "again")  # a second export, read independently
     mu1, s1 = F.stats(features(x_dir, proj16))
     mu2, s2 = F.stats(features(again, proj16))
     assert abs(F.frechet(mu1, s1, mu2, s2)) < 1e-6
     # A different draw of the same distribution is near, but not at, zero.
-    mu3, s3 = F.stats(features(F.export_pngs(images(seed=7), tmp_path / "other"), proj16))
+    mu3, s3 = F.stats(features(I.export_pngs(images(seed=7), tmp_path / "other"), proj16))
     assert F.frechet(mu1, s1, mu3, s3) > 1e-4
 
 
@@ -124,16 +125,16 @@ def test_fd_increases_monotonically_with_noise(tmp_path, x_dir, proj16):
     values = []
     for level in (0, 8, 24, 64):
         noisy = np.clip(np.rint(x + level * z), 0, 255).astype(np.uint8)
-        folder = F.export_pngs(noisy, tmp_path / f"noise{level}")
+        folder = I.export_pngs(noisy, tmp_path / f"noise{level}")
         values.append(F.frechet(*F.stats(features(folder, proj16)), mu, sigma))
     assert abs(values[0]) < 1e-6
     assert all(a < b for a, b in itertools.pairwise(values)), values
 
 
 def test_fd_is_invariant_to_file_order(tmp_path, x_dir, proj16):
-    ref = F.stats(features(F.export_pngs(images(seed=5), tmp_path / "ref"), proj16))
+    ref = F.stats(features(I.export_pngs(images(seed=5), tmp_path / "ref"), proj16))
     perm = np.random.RandomState(0).permutation(N)
-    shuffled = F.export_pngs(images(seed=0)[perm], tmp_path / "shuffled")
+    shuffled = I.export_pngs(images(seed=0)[perm], tmp_path / "shuffled")
     f_orig, f_perm = features(x_dir, proj16), features(shuffled, proj16)
     np.testing.assert_allclose(f_perm, f_orig[perm], rtol=0, atol=1e-6)
     np.testing.assert_allclose(
@@ -229,9 +230,9 @@ def test_score_folder_without_assets_is_not_computed(tmp_path, x_dir, name, mode
 
 
 def test_inception_without_assets_raises_typed_error_naming_the_fix(tmp_path):
-    with pytest.raises(F.AssetsNotStaged, match=r"python replicate\.py --stage-assets"):
+    with pytest.raises(A.AssetsNotStaged, match=r"python replicate\.py --stage-assets"):
         F.get_extractor("inception-clean", "cpu", assets=tmp_path)
-    assert issubclass(F.AssetsNotStaged, FileNotFoundError)
+    assert issubclass(A.AssetsNotStaged, FileNotFoundError)
 
 
 def test_test_extractor_is_never_labelled_fid(proj16):
@@ -322,7 +323,7 @@ def test_stage_assets_records_and_verifies_sha256(tmp_path, monkeypatch):
     assert entry["provenance"] == "trust-on-first-use" and entry["size"] == len(payload)
     assert json.loads((tmp_path / "MANIFEST.json").read_text()) == manifest
     assert A.verify_assets(tmp_path)[A.INCEPTION] == "ok"
-    assert A.missing_assets(tmp_path) == [
+    assert [n for n, state in A.verify_assets(tmp_path).items() if state == "missing"] == [
         "cifar10_legacy_tensorflow_train_32.npz",
         "cifar10_clean_train_32.npz",
     ]
@@ -359,7 +360,7 @@ def test_stage_assets_adopts_hand_copied_files_offline(tmp_path):
 
 def test_assets_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("REPLICATION_ASSETS", raising=False)
-    assert A.assets_dir() == Path(A.__file__).resolve().parent.parent / "assets"
+    assert A.assets_dir() == Path(A.__file__).resolve().parents[2] / "assets"
     monkeypatch.setenv("REPLICATION_ASSETS", str(tmp_path / "env"))
     assert A.assets_dir() == tmp_path / "env"
     assert A.assets_dir(tmp_path / "cli") == tmp_path / "cli"

@@ -1,4 +1,4 @@
-"""replication.launch: profiles, executors for every launcher, the job ledger, code snapshots.
+"""replication.pipeline: cluster profiles, executors for every launcher, the job ledger, code snapshots.
 
 Tiers:
   default        profiles, inline/debug executors, ledger, snapshots (about a second)
@@ -21,8 +21,8 @@ from pathlib import Path
 import launch_jobs
 import pytest
 
-from replication import launch
-from replication.launch import Resources
+from replication.pipeline import clusters, executors, ledger, processes, snapshots
+from replication.pipeline.clusters import Resources
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -39,50 +39,45 @@ def job_env(monkeypatch):
 # Profiles and resources.
 
 
-def test_profiles_load():
-    assert {"local", "example-gpu"} <= set(launch.available_profiles())
-    local = launch.load_cluster_profile("local")
-    assert (
-        local.name,
-        local.partition,
-        local.gpus_per_node,
-        local.cpus_per_task,
-        local.mem_gb,
-        local.time_min,
-    ) == (
-        "local",
-        "debug",
-        0,
-        1,
-        1,
-        10,
-    )
-    gpu = launch.load_cluster_profile(REPO_ROOT / "slurm" / "example-gpu.toml")
-    assert gpu.partition and gpu.account and gpu.qos and gpu.constraint
-    assert gpu.gpus_per_node >= 1 and any("module load" in line for line in gpu.setup)
-    assert gpu.signal_delay_s and gpu.max_num_timeout
+def test_local_profile_drives_the_sbatch_script(tmp_path):
+    """A profile is judged by what it does: the `local` profile's settings reach the sbatch script of a job that
+    names it (by name or by path), and the resources a job leaves open come from it."""
+    from submitit.slurm.test_slurm import mocked_slurm
+
+    assert {"local", "example-gpu"} <= set(clusters.available_profiles())
+    for cluster in ("local", str(REPO_ROOT / "slurm" / "local.toml")):
+        with mocked_slurm():
+            ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="probe"), cluster, code_snapshot=False)
+            text = Path(ex.submit(launch_jobs.add, 1, 2).paths.submission_file).read_text()
+        for flag in ("--partition=debug", "--cpus-per-task=1", "--mem=1GB", "--time=10", "--signal=USR2@30",
+                     "--gpus-per-node=0", "--job-name=probe"):
+            assert f"#SBATCH {flag}" in text, flag
+        assert "--account" not in text and "--qos" not in text  # the profile sets neither
+        assert ex._executor.max_num_timeout == 3
+    r = clusters.resolve_resources(Resources(cpus_per_task=4), clusters.load_cluster_profile("local"))
+    assert (r["cpus_per_task"], r["mem_gb"], r["timeout_min"], r["gpus_per_node"]) == (4, 1, 10, 0)
 
 
 def test_bad_profile_and_launcher(tmp_path):
     with pytest.raises(ValueError, match="local"):  # the message lists the available profiles
-        launch.load_cluster_profile("no-such-cluster")
+        clusters.load_cluster_profile("no-such-cluster")
     bad = tmp_path / "bad.toml"
     bad.write_text('partition = "x"\npartitoin = "typo"\n')
     with pytest.raises(ValueError, match="partitoin"):
-        launch.load_cluster_profile(bad)
+        clusters.load_cluster_profile(bad)
     with pytest.raises(ValueError, match="inline, debug, local, slurm"):
-        launch.make_executor("kubernetes", tmp_path, Resources())
+        executors.make_executor("kubernetes", tmp_path, Resources())
 
 
 def test_resources_merge():
-    gpu = launch.load_cluster_profile("example-gpu")
-    r = launch.resolve_resources(Resources(cpus_per_task=2, timeout_min=10_000), gpu)
+    gpu = clusters.load_cluster_profile("example-gpu")
+    r = clusters.resolve_resources(Resources(cpus_per_task=2, timeout_min=10_000), gpu)
     assert r["cpus_per_task"] == 2  # Resources wins
     assert r["gpus_per_node"] == gpu.gpus_per_node and r["mem_gb"] == gpu.mem_gb  # profile fills in
     assert r["timeout_min"] == gpu.max_time_min  # capped to the partition limit
-    assert launch.resolve_resources(Resources())["gpus_per_node"] == 0  # built-in default
+    assert clusters.resolve_resources(Resources())["gpus_per_node"] == 0  # built-in default
     with pytest.raises(ValueError, match="signal_delay_s"):
-        launch.resolve_resources(Resources(timeout_min=1, signal_delay_s=60))
+        clusters.resolve_resources(Resources(timeout_min=1, signal_delay_s=60))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,18 +85,18 @@ def test_resources_merge():
 
 
 def test_inline_executor_and_ledger(tmp_path):
-    ex = launch.make_executor("inline", tmp_path / "jobs", Resources())
+    ex = executors.make_executor("inline", tmp_path / "jobs", Resources())
     ok = ex.submit(launch_jobs.add, 2, 3)
     assert ok.done() and ok.result() == 5 and ok.job_id.startswith("inline-")
     bad = ex.submit(launch_jobs.fail, "boom")
     with pytest.raises(RuntimeError, match="boom"):
         bad.result()
-    launch.record_job(tmp_path, "train", ok)
-    launch.record_job(tmp_path, "score", bad)
-    states = launch.job_states(tmp_path)
+    ledger.record_job(tmp_path, "train", ok)
+    ledger.record_job(tmp_path, "score", bad)
+    states = ledger.job_states(tmp_path)
     assert states["train"].state == "done" and states["train"].launcher == "inline"
     assert states["score"].state == "failed" and "boom" in states["score"].detail
-    assert launch.active_job(tmp_path, "train") is None
+    assert ledger.active_job(tmp_path, "train") is None
     assert [
         json.loads(line)["stage"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()
     ] == [
@@ -112,24 +107,24 @@ def test_inline_executor_and_ledger(tmp_path):
 
 
 def test_debug_executor(tmp_path):
-    ex = launch.make_executor("debug", tmp_path / "jobs", Resources(timeout_min=5))
+    ex = executors.make_executor("debug", tmp_path / "jobs", Resources(timeout_min=5))
     assert ex.cluster == "debug"
     job = ex.submit(launch_jobs.add, 4, 5)
-    launch.record_job(tmp_path, "chain", job)
-    assert launch.job_states(tmp_path)["chain"].state == "unknown"  # lazy: nothing ran yet
+    ledger.record_job(tmp_path, "chain", job)
+    assert ledger.job_states(tmp_path)["chain"].state == "unknown"  # lazy: nothing ran yet
     assert job.result() == 9
-    assert launch.job_states(tmp_path)["chain"].state == "done"
+    assert ledger.job_states(tmp_path)["chain"].state == "done"
     assert isinstance(ex.submit(launch_jobs.fail, "nope").exception(), RuntimeError)
 
 
 def test_ledger_latest_job_wins(tmp_path):
-    ex = launch.make_executor("inline", tmp_path, Resources())
-    launch.record_job(tmp_path, "export", ex.submit(launch_jobs.fail, "first try"))
-    launch.record_job(tmp_path, "export", ex.submit(launch_jobs.add, 1, 1))
+    ex = executors.make_executor("inline", tmp_path, Resources())
+    ledger.record_job(tmp_path, "export", ex.submit(launch_jobs.fail, "first try"))
+    ledger.record_job(tmp_path, "export", ex.submit(launch_jobs.add, 1, 1))
     with open(tmp_path / "jobs.jsonl", "a") as f:
         f.write('{"stage": "torn')  # a crash mid-append must not break the reader
-    assert launch.job_states(tmp_path)["export"].state == "done"
-    assert launch.job_states(tmp_path / "nothing-here") == {}
+    assert ledger.job_states(tmp_path)["export"].state == "done"
+    assert ledger.job_states(tmp_path / "nothing-here") == {}
 
 
 def test_snapshot_code_is_content_addressed(tmp_path):
@@ -139,8 +134,8 @@ def test_snapshot_code_is_content_addressed(tmp_path):
     (src / "replication" / "__pycache__").mkdir()
     (src / "replication" / "__pycache__" / "junk.pyc").write_bytes(b"\0")
     (src / "replicate.py").write_text("print('hi')\n")
-    a = launch.snapshot_code(src, tmp_path / "code")
-    assert launch.snapshot_code(src, tmp_path / "code") == a  # same content, same folder
+    a = snapshots.snapshot_code(src, tmp_path / "code")
+    assert snapshots.snapshot_code(src, tmp_path / "code") == a  # same content, same folder
     assert (a / "replication" / "__init__.py").read_text() == "X = 1\n" and (
         a / "replicate.py"
     ).exists()
@@ -148,7 +143,7 @@ def test_snapshot_code_is_content_addressed(tmp_path):
     manifest = json.loads((a / "SNAPSHOT.json").read_text())
     assert a.name == manifest["sha256"][:16]
     (src / "replication" / "__init__.py").write_text("X = 2\n")
-    b = launch.snapshot_code(src, tmp_path / "code")
+    b = snapshots.snapshot_code(src, tmp_path / "code")
     assert b != a and (a / "replication" / "__init__.py").read_text() == "X = 1\n"
 
 
@@ -156,9 +151,9 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
     # No cluster needed: submitit's own fake sbatch (private test utility shipped in the wheel).
     from submitit.slurm.test_slurm import mocked_slurm
 
-    gpu = launch.load_cluster_profile("example-gpu")
+    gpu = clusters.load_cluster_profile("example-gpu")
     with mocked_slurm():
-        ex = launch.make_executor(
+        ex = executors.make_executor(
             "slurm",
             tmp_path / "jobs",
             Resources(name="chain", timeout_min=90.5, mem_gb=8),
@@ -185,9 +180,9 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
     ):
         assert f"#SBATCH {flag}" in text, flag
     assert "module load cuda/12.4" in text
-    snapshots = list((tmp_path / "jobs" / "code").iterdir())
-    assert len(snapshots) == 1 and f"export PYTHONPATH={snapshots[0]}" in text
-    assert (snapshots[0] / "replication" / "launch.py").exists()
+    snaps = list((tmp_path / "jobs" / "code").iterdir())
+    assert len(snaps) == 1 and f"export PYTHONPATH={snaps[0]}" in text
+    assert (snaps[0] / "replication" / "pipeline" / "executors.py").exists()
     assert " -P -u -m submitit.core._submit" in text
     assert ex._executor.max_num_timeout == gpu.max_num_timeout
 
@@ -198,19 +193,19 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_local_executor_runs_in_subprocess(tmp_path, job_env):
-    ex = launch.make_executor("local", tmp_path / "jobs", Resources(timeout_min=2))
+    ex = executors.make_executor("local", tmp_path / "jobs", Resources(timeout_min=2))
     assert ex.cluster == "local"
     job = ex.submit(launch_jobs.whoami)
-    launch.record_job(tmp_path, "probe", job)
-    info = launch.wait_result(job, timeout_s=60, poll_s=0.2)
+    ledger.record_job(tmp_path, "probe", job)
+    info = ledger.wait_result(job, timeout_s=60, poll_s=0.2)
     assert info["pid"] != os.getpid() and info["executor"] == "local"
-    assert launch.job_states(tmp_path)["probe"].state == "done"
+    assert ledger.job_states(tmp_path)["probe"].state == "done"
 
     bad = ex.submit(launch_jobs.fail, "local boom")
-    launch.record_job(tmp_path, "probe", bad)
+    ledger.record_job(tmp_path, "probe", bad)
     with pytest.raises(Exception, match="local boom"):
-        launch.wait_result(bad, timeout_s=60, poll_s=0.2)
-    st = launch.job_states(tmp_path)["probe"]
+        ledger.wait_result(bad, timeout_s=60, poll_s=0.2)
+    st = ledger.job_states(tmp_path)["probe"]
     assert st.state == "failed" and "local boom" in st.detail
     assert "local boom" in Path(st.log).read_text()
 
@@ -226,16 +221,16 @@ def _wait_for_text(path: Path, text: str, timeout_s: float) -> None:
 
 @pytest.mark.slow
 def test_local_cancel(tmp_path, job_env):
-    ex = launch.make_executor("local", tmp_path / "jobs", Resources(timeout_min=2))
+    ex = executors.make_executor("local", tmp_path / "jobs", Resources(timeout_min=2))
     job = ex.submit(launch_jobs.write_after, str(tmp_path / "never"), "x", 60)
-    launch.record_job(tmp_path, "sleep", job)
+    ledger.record_job(tmp_path, "sleep", job)
     _wait_for_text(job.paths.stdout, "Loading pickle", timeout_s=30)  # the task is running
-    workers = launch._children(int(job.job_id))
-    assert workers and launch.active_job(tmp_path, "sleep") == job.job_id
-    assert launch.cancel_jobs(tmp_path) == [job.job_id]
-    st = launch.job_states(tmp_path)["sleep"]
+    workers = processes._children(int(job.job_id))
+    assert workers and ledger.active_job(tmp_path, "sleep") == job.job_id
+    assert ledger.cancel_jobs(tmp_path) == [job.job_id]
+    st = ledger.job_states(tmp_path)["sleep"]
     assert st.state == "failed" and "gone" in st.detail
-    assert not any(launch._pid_alive(p) for p in [int(job.job_id), *workers])
+    assert not any(processes.pid_alive(p) for p in [int(job.job_id), *workers])
 
 
 @pytest.mark.slow
@@ -244,7 +239,7 @@ def test_local_checkpointable_requeue(tmp_path, job_env):
     # one requeue is certain, and even with 2 s of interpreter start per slice it finishes in
     # 4 slices (the local controller restarts a job at most 6 times).
     n_steps = 70
-    ex = launch.make_executor(
+    ex = executors.make_executor(
         "local",
         tmp_path / "jobs",
         Resources(timeout_min=4 / 60, signal_delay_s=1, max_num_timeout=10),
@@ -252,7 +247,7 @@ def test_local_checkpointable_requeue(tmp_path, job_env):
     job = ex.submit(
         launch_jobs.CounterJob(str(tmp_path / "state"), n_steps, ckpt_every=5, sleep_s=0.05)
     )
-    out = launch.wait_result(job, timeout_s=90, poll_s=0.2)
+    out = ledger.wait_result(job, timeout_s=90, poll_s=0.2)
     assert out["value"] == launch_jobs.counter_value(n_steps)
     starts = [a["start"] for a in out["attempts"]]
     assert len(starts) >= 2 and starts[0] == 0 and starts == sorted(starts) and starts[-1] > 0
@@ -284,18 +279,18 @@ slurm = pytest.mark.skipif(
 
 @pytest.fixture
 def slurm_cluster(job_env):
-    return launch.load_cluster_profile("local")
+    return clusters.load_cluster_profile("local")
 
 
 @pytest.mark.slurm
 @slurm
 def test_slurm_submit_and_result(tmp_path, slurm_cluster):
-    ex = launch.make_executor("slurm", tmp_path / "jobs", Resources(name="probe"), slurm_cluster)
+    ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="probe"), slurm_cluster)
     assert ex.cluster == "slurm"
     job = ex.submit(launch_jobs.whoami)
-    launch.record_job(tmp_path, "probe", job)
-    assert launch.job_states(tmp_path)["probe"].state in ("queued", "running", "done")
-    info = launch.wait_result(job, timeout_s=120)
+    ledger.record_job(tmp_path, "probe", job)
+    assert ledger.job_states(tmp_path)["probe"].state in ("queued", "running", "done")
+    info = ledger.wait_result(job, timeout_s=120)
     assert info["slurm_job_id"] == job.job_id and info["executor"] == "slurm"
     # The job imported the code snapshot, not the live tree, and kept the submit directory.
     snap = Path(info["snapshot"])
@@ -303,19 +298,19 @@ def test_slurm_submit_and_result(tmp_path, slurm_cluster):
     assert snap.parent == tmp_path / "jobs" / "code" and info["cwd"] == str(REPO_ROOT)
     text = Path(job.paths.submission_file).read_text()
     assert "--partition=debug" in text and "--requeue" in text and " -P -u -m submitit" in text
-    assert launch.job_states(tmp_path)["probe"].state == "done"
-    assert launch.active_job(tmp_path, "probe") is None
+    assert ledger.job_states(tmp_path)["probe"].state == "done"
+    assert ledger.active_job(tmp_path, "probe") is None
 
 
 @pytest.mark.slurm
 @slurm
 def test_slurm_failed_job_is_reported(tmp_path, slurm_cluster):
-    ex = launch.make_executor("slurm", tmp_path / "jobs", Resources(name="fail"), slurm_cluster)
+    ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="fail"), slurm_cluster)
     job = ex.submit(launch_jobs.fail, "slurm boom")
-    launch.record_job(tmp_path, "score", job)
+    ledger.record_job(tmp_path, "score", job)
     with pytest.raises(Exception, match="slurm boom"):
-        launch.wait_result(job, timeout_s=120)
-    st = launch.job_states(tmp_path)["score"]
+        ledger.wait_result(job, timeout_s=120)
+    st = ledger.job_states(tmp_path)["score"]
     assert st.state == "failed" and "slurm boom" in st.detail
     assert st.log == str(job.paths.stderr) and "slurm boom" in Path(st.log).read_text()
 
@@ -324,35 +319,35 @@ def test_slurm_failed_job_is_reported(tmp_path, slurm_cluster):
 @slurm
 def test_slurm_dependency_chain(tmp_path, slurm_cluster):
     marker = tmp_path / "marker.txt"
-    first = launch.make_executor("slurm", tmp_path / "jobs", Resources(name="first"), slurm_cluster)
+    first = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="first"), slurm_cluster)
     j1 = first.submit(launch_jobs.write_after, str(marker), "from the first job", 3.0)
-    second = launch.make_executor(
+    second = executors.make_executor(
         "slurm", tmp_path / "jobs", Resources(name="second"), slurm_cluster, dependency=[j1.job_id]
     )
     j2 = second.submit(launch_jobs.read_text, str(marker))
     assert f"--dependency=afterok:{j1.job_id}" in Path(j2.paths.submission_file).read_text()
-    launch.record_job(tmp_path, "first", j1)
-    launch.record_job(tmp_path, "second", j2)
-    assert launch.job_states(tmp_path)["second"].state in ("queued", "running", "done")
+    ledger.record_job(tmp_path, "first", j1)
+    ledger.record_job(tmp_path, "second", j2)
+    assert ledger.job_states(tmp_path)["second"].state in ("queued", "running", "done")
     # Reading before the file exists would fail the job: success proves the ordering.
-    assert launch.wait_result(j2, timeout_s=180) == "from the first job"
-    assert {s.state for s in launch.job_states(tmp_path).values()} == {"done"}
+    assert ledger.wait_result(j2, timeout_s=180) == "from the first job"
+    assert {s.state for s in ledger.job_states(tmp_path).values()} == {"done"}
 
 
 @pytest.mark.slurm
 @slurm
 def test_slurm_cancel(tmp_path, slurm_cluster):
-    ex = launch.make_executor("slurm", tmp_path / "jobs", Resources(name="cancel"), slurm_cluster)
+    ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="cancel"), slurm_cluster)
     job = ex.submit(launch_jobs.write_after, str(tmp_path / "never"), "x", 300)
-    launch.record_job(tmp_path, "sleep", job)
-    assert launch.active_job(tmp_path, "sleep") == job.job_id
+    ledger.record_job(tmp_path, "sleep", job)
+    assert ledger.active_job(tmp_path, "sleep") == job.job_id
     _wait_for_text(job.paths.stdout, "Loading pickle", timeout_s=120)
-    assert launch.job_states(tmp_path)["sleep"].state == "running"
-    assert launch.cancel_jobs(tmp_path) == [job.job_id]
+    assert ledger.job_states(tmp_path)["sleep"].state == "running"
+    assert ledger.cancel_jobs(tmp_path) == [job.job_id]
     deadline = time.time() + 60
-    while launch.job_states(tmp_path)["sleep"].active and time.time() < deadline:
+    while ledger.job_states(tmp_path)["sleep"].active and time.time() < deadline:
         time.sleep(1)
-    st = launch.job_states(tmp_path)["sleep"]
+    st = ledger.job_states(tmp_path)["sleep"]
     assert st.state == "failed" and "CANCELLED" in st.detail
 
 
@@ -362,7 +357,7 @@ def test_slurm_checkpointable_requeue(tmp_path, slurm_cluster):
     # Interrupt once as a preemption would (scancel --signal TERM, then USR2): submitit's handler
     # calls checkpoint() and `scontrol requeue`; SLURM restarts the same job id after cred_expire.
     n_steps = 150
-    ex = launch.make_executor(
+    ex = executors.make_executor(
         "slurm",
         tmp_path / "jobs",
         Resources(name="counter", timeout_min=10, signal_delay_s=30, max_num_timeout=3),
@@ -370,7 +365,7 @@ def test_slurm_checkpointable_requeue(tmp_path, slurm_cluster):
     )
     state_dir = tmp_path / "state"
     job = ex.submit(launch_jobs.CounterJob(str(state_dir), n_steps, ckpt_every=5, sleep_s=0.1))
-    launch.record_job(tmp_path, "chain", job)
+    ledger.record_job(tmp_path, "chain", job)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait for some checkpointed progress
         state = state_dir / "state.json"
@@ -381,7 +376,7 @@ def test_slurm_checkpointable_requeue(tmp_path, slurm_cluster):
         pytest.fail(f"the counter job made no progress; log: {job.paths.stderr}")
     job._interrupt(timeout=False)
     t0 = time.time()
-    out = launch.wait_result(job, timeout_s=360)
+    out = ledger.wait_result(job, timeout_s=360)
     restart_s = time.time() - t0
     assert out["value"] == launch_jobs.counter_value(n_steps)
     starts = [a["start"] for a in out["attempts"]]

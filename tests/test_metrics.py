@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from replication import classifier as C
-from replication import data as D
-from replication import metrics as M
+from replication.core.mnm import GaussianMixture
+from replication.data import datasets as D
+from replication.evaluation import classifier as C
+from replication.evaluation import metrics as M
 
 # ---------------------------------------------------------------------------------------------------
 # Fréchet distance on features.
@@ -50,13 +51,13 @@ def test_class_statistics():
 
 def test_mode_weights_exact_samples():
     means, stds, weights = D.toy_mixture("ring8-unequal")
-    x, k = D.sample_mixture(means, stds, weights, 20000, torch.Generator().manual_seed(0))
+    x, k = GaussianMixture(means, stds, weights).sample(20000, torch.Generator().manual_seed(0))
     stats = M.mode_weights(x, means, stds, weights)
     assert np.array_equal(stats.labels, k.numpy())  # Modes ~10 std apart: assignment is exact.
     assert abs(stats.on_manifold - (1 - np.exp(-4.5))) < 0.005  # P(||z|| <= 3) in 2-D.
     assert M.mode_weight_error(x, means, stds, weights) < 0.02
     # Equal-weight samples scored against the unequal weights: the TV between the two weight vectors.
-    x8, _ = D.sample_mixture(means, stds, torch.full((8,), 1 / 8), 20000, torch.Generator().manual_seed(1))
+    x8, _ = GaussianMixture(means, stds, torch.full((8,), 1 / 8)).sample(20000, torch.Generator().manual_seed(1))
     expected = 0.5 * (torch.full((8,), 1 / 8) - weights).abs().sum().item()
     assert abs(M.mode_weight_error(x8, means, stds, weights) - expected) < 0.02
 
@@ -67,20 +68,17 @@ def test_mode_weights_off_manifold():
     assert M.mode_weights(x, means, stds, weights).on_manifold == 0.0
 
 
-def test_energy_distance_and_mmd():
+def test_energy_distance():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2000, 2, generator=g, dtype=torch.float64)
     y = torch.randn(2000, 2, generator=g, dtype=torch.float64)
     assert M.energy_distance(x, x) == pytest.approx(0.0, abs=1e-12)
-    assert M.mmd_rbf(x, x) == pytest.approx(0.0, abs=1e-12)
     same, shifted = M.energy_distance(x, y), M.energy_distance(x, y + 1.0)
     assert 0 <= same < 0.01 < shifted
     assert M.energy_distance(x, y, chunk=999) == pytest.approx(same, rel=1e-9)  # Chunking is exact.
-    assert M.mmd_rbf(x, y) < 0.005 < M.mmd_rbf(x, y + 1.0)
-    # Two point masses a distance r apart: energy 2r, MMD 2 - 2 exp(-r^2 / (2 h^2)).
+    # Two point masses a distance r apart: energy 2r.
     a, b = torch.zeros(5, 2), torch.tensor([[3.0, 4.0]]).repeat(4, 1)
     assert M.energy_distance(a, b) == pytest.approx(10.0)
-    assert M.mmd_rbf(a, b, bandwidth=2.0) == pytest.approx(2 - 2 * np.exp(-25 / 8))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -115,6 +113,17 @@ def test_autocorrelation_ar1():
 def test_integrated_autocorr_time_ar1(rho):
     tau = M.integrated_autocorr_time(ar1(rho, 100_000, seed=1))
     assert tau == pytest.approx((1 + rho) / (1 - rho), rel=0.15)
+
+
+def test_iat_at_a_known_mean_on_ar1():
+    """iat_sokal(mean=...) centres at the known stationary mean (the toy-claims mixing measure)."""
+    x = ar1(0.8, 100_000, seed=0)
+    tau, censored = M.iat_sokal(x, mean=0.0)
+    assert not censored and tau == pytest.approx((1 + 0.8) / (1 - 0.8), rel=0.1)
+    stuck = np.full(500, 0.7) + 1e-3 * np.random.default_rng(0).normal(size=500)
+    tau_stuck, censored = M.iat_sokal(stuck, mean=0.0)
+    assert censored and tau_stuck > 100  # a chain stuck away from the stationary mean is not "fast"
+    assert M.integrated_autocorr_time(stuck) < 10  # centred at its own mean it looks fast
 
 
 # ---------------------------------------------------------------------------------------------------

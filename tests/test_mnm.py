@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from replication.mnm import GaussianMixture, GaussianMNM, PoissonMNM, gaussian
+from replication.core.mnm import GaussianMixture, GaussianMNM, PoissonMNM
+from replication.data.datasets import toy_mixture
 
+
+def gaussian(mean, std: float) -> GaussianMixture:
+    """An isotropic Gaussian prior N(mean, std^2 I) as a one-component mixture."""
+    mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
+    return GaussianMixture(mean, torch.tensor([float(std)], dtype=torch.float64), torch.ones(1, dtype=torch.float64))
 
 
 @pytest.fixture
@@ -47,6 +53,18 @@ def test_x_hat_is_single_measurement_tweedie_at_sigma_eff(mixture):
     single = GaussianMNM(mnm.sigma_eff, 1)
     tweedie = y_bar + mnm.sigma_eff**2 * autograd_score(mixture, y_bar[:, None], single)[:, 0]
     torch.testing.assert_close(mixture.x_hat(y, mnm), tweedie, rtol=1e-9, atol=1e-9)
+
+
+def test_x_hat_bar_equals_x_hat_under_equal_noise():
+    """The equal-noise estimator through y_bar alone (docs/method.md §1.3) is the general one, on and off the data."""
+    mix = toy_mixture("ring8")
+    prior = GaussianMixture(mix.means, mix.stds, mix.weights)
+    g = torch.Generator().manual_seed(0)
+    for sigma, M in ((1.0, 1), (1.0, 4), (2.0, 16), (0.5, 3)):
+        mnm = GaussianMNM(sigma, M)
+        x, _ = prior.sample(64, g)
+        y = mnm.measure(x, g) + torch.randn(64, M, 2, generator=g, dtype=torch.float64)  # off the data too
+        torch.testing.assert_close(prior.x_hat_bar(y.mean(1), mnm.sigma_eff), prior.x_hat(y, mnm), rtol=1e-10, atol=1e-10)
 
 
 def test_x_hat_matches_monte_carlo_posterior_mean(mixture):

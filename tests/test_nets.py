@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from replication.nets import MLP, RSU, NETS, SmallUNet, U2Net, build_net
+from replication.core.nets import MLP, RSU, NETS, SmallUNet, U2Net, build_net
 
 
 def count_params(net: torch.nn.Module) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from replication.cli import main
-from replication.experiments import resolve
-from replication.pipeline import STAGES, run_dir, stage_status, train_dir
+from replication.runs.experiments import resolve
+from replication.runs.folders import STAGES, run_dir, stage_status, train_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from replication import paper, pipeline, report, report_claims, report_headline, report_tables
+from replication.evaluation import images
+from replication.report import appendix, headline as report_headline, render, scoreboard, tables as report_tables
+from replication.runs import paper, provenance
 from replication.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,15 +85,15 @@ def test_smoke_run_report_is_a_front_page(smoke):
     assert "WARNING: smoke profile results." in text and "| [toy](#" in text
     assert (results / "APPENDIX.md").is_file() and (results / "tables/provenance.csv").is_file()
     # Regenerating from the same records gives the same text (figures and tables already written).
-    records = report.read_records(results / "records")
-    assert report.render_report(records, results, results, figures=False) == text
-    assert report.render_report(records[::-1], results, results, figures=False) == text
+    records = report_tables.read_records(results / "records")
+    assert render.render_report(records, results, results, figures=False) == text
+    assert render.render_report(records[::-1], results, results, figures=False) == text
 
 
 @pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
 def test_smoke_run_class_shares_are_percentages_with_names(smoke):
     results, _ = smoke
-    (record,) = [r for r in report.read_records(results / "records") if r["table"] == "fashion-mnist"]
+    (record,) = [r for r in report_tables.read_records(results / "records") if r["table"] == "fashion-mnist"]
     text = (results / "REPORT.md").read_text()
     assert f"**{report_tables.top_class(record)}**" in text
     appendix = (results / "APPENDIX.md").read_text()
@@ -119,10 +121,10 @@ def test_smoke_run_prints_a_summary(smoke):
 
 
 def test_committed_report_regenerates_byte_for_byte():
-    records = report.read_records(REPO / "results/records")
-    text = report.render_report(records, REPO / "results", REPO, figures=False)
+    records = report_tables.read_records(REPO / "results/records")
+    text = render.render_report(records, REPO / "results", REPO, figures=False)
     assert text == (REPO / "REPORT.md").read_text(), "run `python replicate.py --report` and commit REPORT.md"
-    appendix = report.render_appendix(records, REPO / "results", tables=False)
+    appendix = appendix.render_appendix(records, REPO / "results", tables=False)
     assert appendix == (REPO / "results/APPENDIX.md").read_text()
     check_front_page(text)
 
@@ -139,12 +141,12 @@ def test_one_million_step_chain_class_shares():
 
 
 def test_scoreboard_verdicts_come_from_the_records():
-    records = report.read_records(REPO / "results/records")
-    board = {row["claim"]: row for row in report_claims.scoreboard(records)}
+    records = report_tables.read_records(REPO / "results/records")
+    board = {row["claim"]: row for row in scoreboard.scoreboard(records)}
     by_key = {c.key: board[c.claim] for c in paper.CLAIMS}
     assert by_key["stable_1m"]["verdict"].startswith("partly") and "Sandal 80%" in by_key["stable_1m"]["measured"]
-    assert by_key["fid_one_chain"]["verdict"] == report_claims.NOT_RUN
-    assert by_key["ffhq256"]["verdict"] == report_claims.NOT_RUN
+    assert by_key["fid_one_chain"]["verdict"] == scoreboard.NOT_RUN
+    assert by_key["ffhq256"]["verdict"] == scoreboard.NOT_RUN
     assert by_key["exact_large_m"]["verdict"].startswith("partly")
     assert by_key["smoothing"]["verdict"].startswith("partly")
     assert all(row["verdict"] for row in board.values())
@@ -165,7 +167,7 @@ def test_scoreboard_fid_verdict_uses_the_paper_profile_legacy_fid():
     def verdict(value):
         rec = _paper_cifar_record([{**ok, "metric": "FID", "value": value, "mode": "legacy_tensorflow"}])
         rec["chain"] = {"steps": 1_000_000, "n_chains": 1}
-        row = next(r for r in report_claims.scoreboard([rec]) if "43.95" in r["target"])
+        row = next(r for r in scoreboard.scoreboard([rec]) if "43.95" in r["target"])
         return row["verdict"]
     assert verdict(number.value * 1.05) == "reproduced"
     assert verdict(number.value * 1.5) == "not reproduced"
@@ -176,7 +178,7 @@ def test_scoreboard_fid_verdict_uses_the_paper_profile_legacy_fid():
 
 
 def test_headline_rows_deduplicated_and_narrow():
-    records = report.read_records(GOLDEN / "records")
+    records = report_tables.read_records(GOLDEN / "records")
     twin = {**records[0], "run": records[0]["run"]}  # same config hash, recorded twice
     for table in ("cifar10", "fashion-mnist", "toy"):
         df, notes = report_headline.headline(records + [twin], table)
@@ -184,12 +186,12 @@ def test_headline_rows_deduplicated_and_narrow():
         assert sum(report_tables.config_hash(twin) in str(run) for run in df["run"]) == (table == twin["table"])
     df, _ = report_headline.headline(records, "cifar10")
     placeholder = df[df["run"] == "cifar10-mdae-1x8"].iloc[0]
-    assert placeholder["paper"] == _cifar_paper_number().value and placeholder["note"] == report_claims.NOT_RUN
+    assert placeholder["paper"] == _cifar_paper_number().value and placeholder["note"] == scoreboard.NOT_RUN
 
 
 def test_cifar10_paper_number_beside_empty_reproduced_cell():
     number = _cifar_paper_number()
-    table = report.results_table(report.load_records(GOLDEN / "records"), "cifar10")
+    table = report_tables.results_table(report_tables.load_records(GOLDEN / "records"), "cifar10")
     row = table[(table["experiment"] == number.row) & (table["paper"] == number.value)].iloc[0]
     assert math.isnan(row["reproduced"]) and row["status/reason"] == "not run: needs a GPU cluster (paper profile)"
     quick = table[table["profile"] == "quick"]
@@ -206,7 +208,7 @@ def test_paper_profile_run_gets_a_difference_in_legacy_mode_only():
         {**ok, "metric": "FID", "value": number.value + 5.0, "mode": "legacy_tensorflow", "extractor": "inception-legacy-tf"},
         {**ok, "metric": "FID", "value": number.value + 7.0, "mode": "clean", "extractor": "inception-clean"},
     ])
-    table = report.results_table([record], "cifar10")
+    table = report_tables.results_table([record], "cifar10")
     legacy = table[table["mode"] == "legacy_tensorflow"].iloc[0]
     assert legacy["paper"] == number.value and legacy["difference"] == pytest.approx(5.0)
     clean = table[table["mode"] == "clean"].iloc[0]
@@ -221,7 +223,7 @@ def test_not_fid_is_never_placed_as_fid():
         {**ok, "metric": "FD_test-proj16 (NOT FID)", "value": 0.5, "mode": "legacy_tensorflow", "extractor": "test-proj16"},
         {**ok, "metric": "FID", "value": 0.6, "mode": "legacy_tensorflow", "extractor": "test-proj16"},  # mislabelled
     ])
-    table = report.results_table([record], "cifar10")
+    table = report_tables.results_table([record], "cifar10")
     run_rows = table[table["run"] != ""]
     assert run_rows["paper"].isna().all() and run_rows["difference"].isna().all()
     assert run_rows[run_rows["metric"] == "FID"].iloc[0]["status/reason"].startswith("invalid")
@@ -238,12 +240,12 @@ def test_cpu_and_unknown_profiles_are_first_class():
     record = {**json.loads(ONE_M_CHAIN.read_text()), "profile": "gpu-small", "run": "x-gpu-small-00000000"}
     record["chain"] = {**record["chain"], "class_shares": [0.1] * 10, "extra": {"nested": 1}}  # unknown fields
     del record["train"]
-    text = report.render_report([record], REPO / "results", REPO, figures=False)
+    text = render.render_report([record], REPO / "results", REPO, figures=False)
     assert "gpu-small" in text and max(table_widths(text)) <= MAX_COLUMNS
 
 
 def test_empty_records_say_what_is_not_run_and_why(tmp_path):
-    out = report.write_report("results/records", "REPORT.md", repo_root=tmp_path, figures=False)
+    out = render.write_report("results/records", "REPORT.md", repo_root=tmp_path, figures=False)
     text = out.read_text()
     assert "- `cifar10-mdae-1x8`: not run — needs CIFAR-10 and a GPU; run `python replicate.py --table cifar10" in text
     assert "- `mnist-muvb-1x4`: not run — not implemented yet" in text
@@ -255,7 +257,7 @@ def test_empty_records_say_what_is_not_run_and_why(tmp_path):
 def test_bad_record_is_named(tmp_path):
     (tmp_path / "broken.json").write_text('{"run": "x"')
     with pytest.raises(ValueError, match="broken.json"):
-        report.read_records(tmp_path)
+        report_tables.read_records(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def test_sample_grid_is_upscaled_and_small(tmp_path, shape, dtype, limit_kb, sid
 
     images = _smooth_images(*shape)
     images = images.float() / 255 if dtype == torch.float32 else images
-    path = report.sample_grid(images, tmp_path / "grid.png")
+    path = images.sample_grid(images, tmp_path / "grid.png")
     assert path.stat().st_size < limit_kb * 1024
     assert max(Image.open(path).size) == side  # 10x10 grid of 28x28 (or 32x32) images at 2x; FFHQ capped
 
@@ -278,7 +280,7 @@ def test_sample_grid_is_upscaled_and_small(tmp_path, shape, dtype, limit_kb, sid
 def test_chain_strip_is_one_row(tmp_path):
     from PIL import Image
 
-    path = report.chain_strip(_smooth_images(50, 1, 28), tmp_path / "strip.png", n=20)
+    path = images.chain_strip(_smooth_images(50, 1, 28), tmp_path / "strip.png", n=20)
     assert Image.open(path).size == (2 * (20 * 30 + 2), 2 * 32) and path.stat().st_size < 40 * 1024
 
 
@@ -295,9 +297,9 @@ def test_provenance_ignores_rewritten_results(tmp_path, monkeypatch):
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "x")
-    monkeypatch.setattr(pipeline, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
     (tmp_path / "results/r.json").write_text("1\n")
     (tmp_path / "REPORT.md").write_text("1\n")
-    assert pipeline.provenance()["git_dirty"] is False
+    assert provenance.provenance()["git_dirty"] is False
     (tmp_path / "code.py").write_text("1\n")
-    assert pipeline.provenance()["git_dirty"] is True
+    assert provenance.provenance()["git_dirty"] is True

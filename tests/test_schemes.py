@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 
-from replication.mnm import GaussianMixture, GaussianMNM
-from replication.nets import MLP, build_net
-from replication.schemes import MDAE, MEM, build_scheme
-from replication.training import TrainConfig, train
+from replication.core.mnm import GaussianMixture, GaussianMNM
+from replication.core.nets import MLP, build_net
+from replication.core.schemes import MDAE, MEM
+from replication.runs.experiments import ModelSpec, resolve
+from replication.runs.models import build_model, load_model, save_model
+from replication.train.training import TrainConfig, train
 
 
 class Recorder(torch.nn.Module):
@@ -59,9 +61,9 @@ def test_mem_score_is_minus_energy_gradient_and_trains_by_double_backprop():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mem.net.parameters())
 
 
-def test_unknown_scheme_names_the_known_ones():
-    with pytest.raises(ValueError, match="known"):
-        build_scheme("muvb", MLP(2, 2), 1.0, 1)
+def test_unimplemented_scheme_names_the_implemented_ones():
+    with pytest.raises(NotImplementedError, match="implemented: \\['mdae', 'mem'\\]"):
+        build_model(ModelSpec(scheme="muvb", net="mlp"), (2,))
 
 
 @pytest.mark.slow
@@ -98,9 +100,6 @@ def test_ybar_parametrization_shares_one_denoiser_of_the_mean():
 
 
 def test_ybar_model_at_one_sigma_eff_serves_every_sigma_M_pair(tmp_path):
-    from replication.experiments import resolve
-    from replication.schemes import build_model, load_model, save_model
-
     a = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "1", "model.M": "4"})[0]
     b = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "2", "model.M": "16"})[0]
     c = resolve("toy", "smoke", {"model.parametrization": "ybar", "model.sigma": "2", "model.M": "4"})[0]

@@ -28,13 +28,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from replication import experiments, launch, submit
-from replication.chain import read_shards
 from replication.cli import main, parse_args
-from replication.launch import Resources
-from replication.pipeline import STAGES, ChainStage, TrainStage, run_dir, stage_dir, stage_key, stage_status, train_dir
-from replication.schemes import build_model
-from replication.storage import atomic_write_json, load_checked
+from replication.data.storage import atomic_write_json, load_checked
+from replication.pipeline import executors, ledger, submit
+from replication.pipeline.chain import read_shards
+from replication.pipeline.clusters import Resources
+from replication.pipeline.stages import ChainStage, TrainStage
+from replication.runs import experiments
+from replication.runs.folders import STAGES, run_dir, stage_dir, stage_key, stage_status, train_dir
+from replication.runs.models import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--table", "toy", "--profile", "smoke", "--no-progress"]
@@ -61,7 +63,7 @@ _wait = submit.wait
 @pytest.fixture
 def job_env(monkeypatch):
     """Jobs use one torch thread like the inline runs; local jobs import replication from the repo (SLURM jobs
-    from the code snapshot that launch.make_executor puts first on PYTHONPATH); submit.wait is bounded."""
+    from the code snapshot that executors.make_executor puts first on PYTHONPATH); submit.wait is bounded."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     monkeypatch.chdir(REPO_ROOT)
@@ -73,7 +75,7 @@ def slurm_env(job_env, tmp_path):
     """As job_env; afterwards cancel whatever a failed test left queued or running."""
     yield
     for ledger in tmp_path.rglob("jobs.jsonl"):
-        launch.cancel_jobs(ledger.parent)
+        ledger.cancel_jobs(ledger.parent)
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +130,9 @@ def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, c
     rd = run_dir(e, res)
 
     # Job ids in the run folder; their states come from squeue, then the result pickles there.
-    ledger = launch.read_ledger(rd)
+    ledger = ledger.read_ledger(rd)
     assert [x["stage"] for x in ledger] == list(STAGES) and {x["launcher"] for x in ledger} == {"slurm"}
-    assert {s: st.state for s, st in launch.job_states(rd).items()} == {s: "done" for s in STAGES}
+    assert {s: st.state for s, st in ledger.job_states(rd).items()} == {s: "done" for s in STAGES}
     for x in ledger:  # each job ran the code snapshot, after its predecessor (afterok)
         script = Path(x["folder"], f"{x['job_id']}_submission.sh").read_text()
         assert f"export PYTHONPATH={rd / 'submitit' / 'code'}" in script and " -P -u -m submitit" in script
@@ -149,7 +151,7 @@ def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, c
     assert main([*SMOKE, "--results", str(res), *SLURM, "--wait"]) == 0
     out = capsys.readouterr().out
     assert "nothing to do" in out and "submitted" not in out
-    assert len(launch.read_ledger(rd)) == len(STAGES)
+    assert len(ledger.read_ledger(rd)) == len(STAGES)
     print(f"slurm smoke pipeline with --wait: {took:.0f} s")
 
 
@@ -161,22 +163,22 @@ def test_slurm_rerun_while_queued_submits_nothing_and_cancel(tmp_path, slurm_env
     rd = run_dir(e, res)
     assert main([*SMOKE, "--results", str(res), *SLURM]) == 0
     capsys.readouterr()
-    ledger = launch.read_ledger(rd)
+    ledger = ledger.read_ledger(rd)
     ids = [x["job_id"] for x in ledger]
     assert [x["stage"] for x in ledger] == list(STAGES)
-    assert all(st.active for st in launch.job_states(rd).values())  # the last 3 wait for afterok at least
+    assert all(st.active for st in ledger.job_states(rd).values())  # the last 3 wait for afterok at least
 
     assert main([*SMOKE, "--results", str(res), *SLURM]) == 0
     out = capsys.readouterr().out
     assert "submitted SLURM job" not in out and out.count("not resubmitted") >= len(STAGES) - 1, out
-    assert launch.read_ledger(rd) == ledger
+    assert ledger.read_ledger(rd) == ledger
 
     assert main([*SMOKE, "--results", str(res), "--cancel"]) == 0
     out = capsys.readouterr().out
     cancelled = [i for i in ids if f"'{i}'" in out]
     assert len(cancelled) >= len(STAGES) - 1, out  # train may have finished in the meantime
-    _until(lambda: not any(st.active for st in launch.job_states(rd).values()), 60, "the jobs to leave the queue")
-    states = launch.job_states(rd)
+    _until(lambda: not any(st.active for st in ledger.job_states(rd).values()), 60, "the jobs to leave the queue")
+    states = ledger.job_states(rd)
     assert all(states[s].state == "failed" and "CANCELLED" in states[s].detail for s in STAGES[1:]), states
     squeue = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True, timeout=30)
     assert not any(state in squeue.stdout for state in ("PENDING", "RUNNING")), squeue.stdout
@@ -200,7 +202,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     chain = rd / "chain" / "run"
 
     def checkpointed():
-        st = launch.job_states(rd)["chain"]
+        st = ledger.job_states(rd)["chain"]
         assert st.state != "done", "the chain finished before it could be interrupted: make it longer"
         return sorted((chain / "state").glob("step_*.pt"))
 
@@ -212,7 +214,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     ChainStage(e.to_dict(), str(inline_smoke), None, "cpu", False)()
 
     def finished():
-        st = launch.job_states(rd)["chain"]
+        st = ledger.job_states(rd)["chain"]
         assert st.state != "failed", f"the requeued chain was reported failed: {st}"  # also while requeued
         return st.state == "done"
 
@@ -222,7 +224,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     attempts = [json.loads(line) for line in (chain / "attempts.jsonl").read_text().splitlines()]
     assert len(attempts) >= 2 and attempts[0]["start_step"] == 0 and attempts[-1]["start_step"] > 0, attempts
     assert {a["job_id"] for a in attempts} == {job_id}  # requeued, not resubmitted
-    assert [x["job_id"] for x in launch.read_ledger(rd)] == [job_id]
+    assert [x["job_id"] for x in ledger.read_ledger(rd)] == [job_id]
     _assert_same_chain(run_dir(e, inline_smoke) / "chain" / "run", chain)
 
 
@@ -239,7 +241,7 @@ def test_slurm_failed_stage_is_reported_with_its_log(tmp_path, inline_smoke, slu
     rd = run_dir(e, res)
 
     def settled():
-        states = launch.job_states(rd)
+        states = ledger.job_states(rd)
         return states["chain"].state == "failed" and not any(st.active for st in states.values()) and states
 
     states = _until(settled, JOB_WAIT_S, "the chain job to fail")
@@ -265,12 +267,12 @@ def test_wait_reports_only_failures_of_the_awaited_stages(tmp_path):
     an old failed job of a stage that has been done since (e.g. redone inline after a SLURM failure)."""
     e = _smoke()
     rd = run_dir(e, tmp_path)
-    ex = launch.make_executor("inline", rd / "submitit", Resources())
-    launch.record_job(rd, "chain", ex.submit(_boom))
+    ex = executors.make_executor("inline", rd / "submitit", Resources())
+    ledger.record_job(rd, "chain", ex.submit(_boom))
     atomic_write_json(stage_dir(e, "chain", tmp_path) / "DONE.json", {"key": stage_key(e, "chain")})
     with pytest.raises(TimeoutError):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=0.3)
-    launch.record_job(rd, "export", ex.submit(_boom))
+    ledger.record_job(rd, "export", ex.submit(_boom))
     with pytest.raises(RuntimeError, match="stage export failed"):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=5)
 
@@ -295,11 +297,11 @@ def test_ddp_two_gloo_processes_via_submitit_match_one_process(tmp_path, inline_
     1.6e-2).
     """
     e = _smoke()
-    ex = launch.make_executor(launcher, tmp_path / "jobs", Resources(name="ddp", tasks_per_node=2, timeout_min=5),
+    ex = executors.make_executor(launcher, tmp_path / "jobs", Resources(name="ddp", tasks_per_node=2, timeout_min=5),
                               "local" if launcher == "slurm" else None)
     job = ex.submit(TrainStage(e.to_dict(), str(tmp_path), None, "cpu", False))
-    launch.record_job(tmp_path, "train", job)  # so that slurm_env cancels it if the test fails
-    outs = launch.wait_result(job, timeout_s=JOB_WAIT_S, poll_s=0.5)
+    ledger.record_job(tmp_path, "train", job)  # so that slurm_env cancels it if the test fails
+    outs = ledger.wait_result(job, timeout_s=JOB_WAIT_S, poll_s=0.5)
     assert len(outs) == 2 and outs[1] == {"rank": 1, "final_loss": outs[1]["final_loss"]}
     assert outs[0]["summary"]["steps"] == e.train.steps
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from replication.nets import build_net
-from replication.schemes import MDAE
-from replication.storage import load_checked
-from replication.training import ConfigMismatch, TrainConfig, global_batch, train
+from replication.core.nets import build_net
+from replication.core.schemes import MDAE
+from replication.data.storage import load_checked
+from replication.train.training import ConfigMismatch, TrainConfig, global_batch, train
 
 
 def make(seed=0):

@@ -1,0 +1,94 @@
+"""The toy-claims study's settings: the sweeps, the claims they test, the notes under their tables, the sizes (profiles)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SWEEPS = ("large_m", "smoothing", "stability")
+MIXTURE = "ring8"
+SCOPE = ("Beyond-paper measurement on a toy distribution (2-D Gaussian mixture `ring8`: 8 modes of std 0.2 on a "
+         "ring of radius 2.5), with exact scores and metrics; these are not paper numbers.")
+CLAIMS = {
+    "large_m": "This sampling scheme is exact for large M [poster]",
+    "smoothing": "Smoothing is key for good mixing [poster]",
+    "stability": "Stable chains with 1 million steps on MNIST and CIFAR-10 [poster]; here 200k steps on a toy",
+}
+NOTES = {
+    "large_m": [
+        "sigma = 1; MSEs by Monte Carlo over fresh (X, Y) with common random numbers across M (`jump_mse_se`: standard error)",
+        "mse_theory = d sigma^2 / M exactly for y_bar; the Bayes risk lies between d s^2 sigma_eff^2 / (s^2 + sigma_eff^2) "
+        "(mode known, `mse_lower_bound`) and d sigma_eff^2 (`mse_upper_bound`)",
+        "learned: MLP MDAE trained with `training.train` for the same budget at every M; `ybar-MDAE` is the beyond-paper "
+        "shared denoiser of y_bar",
+        "samples (table _samples): 'Y ~ p(y)' = jumps of i.i.d. exact measurements (a perfectly mixed walk); 'chain' = "
+        "walk-jump chains (delta = sigma/2, gamma = 0.5, u = 1, paper init) after burn-in, jumps every lm_jump_every steps; "
+        "energy distance to fresh exact samples of the same size, next to exact-vs-exact at that size (noise floor); "
+        f"on_manifold of exact samples: {1 - math.exp(-4.5):.3f}",
+    ],
+    "smoothing": [
+        "exact score; gamma_eff = gamma sqrt(M): at fixed sigma_eff the exact walk of y_bar is the M = 1 walk at sigma_eff "
+        "with friction gamma_eff (module docstring); `control_for` rows run that M = 1 walk",
+        "per chain (one torch.Generator each), mean and standard error over chains: switch_rate = fraction of consecutive "
+        "jumps assigned to different modes; iat_cos_steps = integrated autocorrelation time of cos(angle of the jump) "
+        "centred at its known stationary mean 0, in walk steps (censored chains: no Sokal window, value is a lower bound; "
+        "`_library` = metrics.integrated_autocorr_time, centred at each chain's own mean); modes_visited of 8; "
+        "cover_steps_median = post-burn-in steps until all 8 modes were visited (median over chains, empty if most never did); "
+        "chain_mode_tv vs iid_mode_tv = the same for i.i.d. exact jumps of the same count",
+    ],
+    "stability": [
+        "one chain each, sigma = 1, M = 4 (the `toy` experiment), jumps every 20 steps; windows = first / last 10% of the jumps",
+        "jump_radius_se, kinetic_per_coord_se: batch means (10 batches); kinetic target u / (1 - delta^2 / (4 sigma^2)) = 1.067 "
+        "in the (M-1)d directions of curvature 1/sigma^2 (slightly lower in the y_bar directions); spread target sigma^2",
+        "reference row: i.i.d. exact jumps of a window's size (what a perfectly mixed walk would give)",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of every sweep (the paper's walk settings delta = sigma/2, gamma = 0.5, u = 1 are fixed)."""
+
+    name: str
+    seed: int = 0
+    # large_m
+    Ms: tuple[int, ...] = (1, 2, 4, 8, 16)
+    sigma: float = 1.0
+    mc_n: int = 200_000  # Monte Carlo samples for the MSEs (common random numbers across M)
+    n_eval: int = 4000  # samples per sampler row (and per exact reference set)
+    train_steps: int = 3000  # = the `toy` experiment's quick profile: MLP width 128, batch 256, lr 1e-3 cosine
+    batch_size: int = 256
+    lr: float = 1e-3
+    hidden: int = 128
+    depth: int = 3
+    parametrizations: tuple[str, ...] = ("mdae", "ybar")
+    lm_chains: int = 40
+    lm_burn_in: int = 1000
+    lm_jump_every: int = 20  # the paper's FID protocol spacing (1M steps / 50k samples)
+    # smoothing
+    sigma_effs: tuple[float, ...] = (0.5, 0.25)
+    sigmas: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    fixed_M: int = 4  # the fixed-M rows: sigma in `sigmas` at this M
+    sm_chains: int = 16
+    sm_steps: int = 10_000
+    sm_burn_in: int = 1000
+    sm_jump_every: int = 10
+    sm_controls: bool = True
+    # stability
+    st_sigma: float = 1.0
+    st_M: int = 4
+    st_steps: int = 200_000
+    st_jump_every: int = 20
+    st_learned: bool = True
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.name == "full" else f"_{self.name}"
+
+
+FULL = Profile("full")
+QUICK = Profile("quick", Ms=(1, 4, 16), mc_n=20_000, n_eval=200, train_steps=30, hidden=16, parametrizations=("mdae",),
+                lm_chains=4, lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0),
+                sm_chains=8, sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False,
+                st_steps=1500, st_learned=True)
+PROFILES = {"full": FULL, "quick": QUICK}

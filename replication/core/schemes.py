@@ -1,0 +1,133 @@
+"""Parametrization schemes of the M-density score: MDAE and MEM (docs/method.md §2, §4.1).
+
+Both wrap a network nu_theta that maps the M noisy copies, stacked measurement-major along the
+channel axis, to M outputs of the same shape. Tensors at this interface are (N, M, *S): S = (C, H, W)
+for images or (d,) for vectors. The network sees y / s with s = sqrt(data_std^2 + sigma^2), the
+official code's input scaling (docs/method.md §2.5, data_std = 0.225 fixed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .mnm import GaussianMNM
+
+Tensor = torch.Tensor
+
+
+def _stack_measurements(y: Tensor) -> Tensor:
+    """(N, M, C, *rest) -> (N, M*C, *rest), measurement-major: [m=1: c1..cC, m=2: ...]."""
+    N, M, C = y.shape[:3]
+    return y.reshape(N, M * C, *y.shape[3:])
+
+
+def _unstack_measurements(z: Tensor, M: int) -> Tensor:
+    N, MC = z.shape[:2]
+    return z.reshape(N, M, MC // M, *z.shape[2:])
+
+
+class _Scheme(nn.Module):
+    """Shared plumbing: the noise model, input scaling, loss (docs/method.md §2.1) and jump."""
+
+    def __init__(self, net: nn.Module, sigma: float, M: int, data_std: float = 0.225):
+        super().__init__()
+        self.mnm = GaussianMNM(sigma, M)
+        self.net = net
+        self.sigma, self.M = float(sigma), int(M)
+        self.s = math.sqrt(data_std**2 + self.sigma**2)  # input scale [C]
+
+    def nu(self, y: Tensor) -> Tensor:
+        """Network output nu_theta(y / s) with y's shape (N, M, *S)."""
+        out = self.net(_stack_measurements(y / self.s)).to(y.dtype)  # fp32 loss under bf16 autocast
+        return _unstack_measurements(out, self.M)
+
+    def x_hat(self, y: Tensor) -> Tensor:
+        """The M estimates x_hat_m(y): (N, M, *S)."""
+        raise NotImplementedError
+
+    def score(self, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def x_hat_train(self, y: Tensor) -> Tensor:
+        """x_hat_m(y) with whatever graph the loss needs to backpropagate into theta."""
+        return self.x_hat(y)
+
+    def jump(self, y: Tensor) -> Tensor:
+        """The sample: mean over m of x_hat_m(y) (docs/method.md §5 [C]): (N, *S)."""
+        return self.x_hat(y).mean(1)
+
+    def loss(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """L = (1/M) sum_m E_b |x - x_hat_m(y)|^2, squared error summed over pixels (poster Eq. 3, docs/method.md §2.1)."""
+        if y is None:
+            y = self.mnm.measure(x, generator)
+        err = (x.unsqueeze(1) - self.x_hat_train(y)) ** 2
+        per_sample_m = err.flatten(2).sum(2)  # (N, M): e_{b,m}
+        return per_sample_m.mean(0).mean(0)
+
+    def forward(self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """The training loss (so DistributedDataParallel can wrap the scheme)."""
+        return self.loss(x, generator, y)
+
+
+class MDAE(_Scheme):
+    """Multidenoising autoencoder: score(y) = (nu_theta(y) - y)/sigma^2 (poster Eq. 2), x_hat = nu_theta (Eq. 4).
+
+    One forward pass per score, no autograd. `sigmoid=True` bounds nu in (0, 1) (CIFAR-10, FFHQ configs [C]).
+
+    parametrization "mdae" (the paper's): the net maps all M measurements (M*C channels) to M outputs.
+    parametrization "ybar" (beyond the paper; the permutation-equivariant form of docs/method.md §1.4 and the
+    follow-up [U]): nu_m(y) = D_theta(y_bar) for every m, a single denoiser of the mean at sigma_eff =
+    sigma/sqrt(M), input scaled by sqrt(data_std^2 + sigma_eff^2). It has the Bayes-optimal structure by
+    construction: the score is exact in the (M-1)d directions orthogonal to the common mode.
+    """
+
+    def __init__(self, net: nn.Module, sigma: float, M: int, sigmoid: bool = False, data_std: float = 0.225,
+                 parametrization: str = "mdae"):
+        super().__init__(net, sigma, M, data_std)
+        if parametrization not in ("mdae", "ybar"):
+            raise ValueError(f"unknown parametrization {parametrization!r}; known: mdae, ybar")
+        self.sigmoid = bool(sigmoid)
+        self.parametrization = parametrization
+        if parametrization == "ybar":
+            self.s = math.sqrt(data_std**2 + self.mnm.sigma_eff**2)
+
+    def nu(self, y: Tensor) -> Tensor:
+        if self.parametrization == "mdae":
+            return super().nu(y)
+        d = self.net(y.mean(1) / self.s).to(y.dtype)  # D(y_bar): (N, *S)
+        return d.unsqueeze(1).expand_as(y)
+
+    def x_hat(self, y: Tensor) -> Tensor:
+        nu = self.nu(y)
+        return torch.sigmoid(nu) if self.sigmoid else nu
+
+    def score(self, y: Tensor) -> Tensor:
+        return (self.x_hat(y) - y) / self.sigma**2
+
+
+class MEM(_Scheme):
+    """Multimeasurement energy model: f(y) = |y - nu_theta(y/s)|^2 / (2 sigma^2), score = -grad f by autograd.
+
+    x_hat_m = y_m + sigma^2 score_m (docs/method.md §2.3). Training backpropagates through the score (double backprop).
+    """
+
+    def energy(self, y: Tensor) -> Tensor:
+        return ((y - self.nu(y)) ** 2).flatten(1).sum(1) / (2 * self.sigma**2)
+
+    def score(self, y: Tensor, create_graph: bool = False) -> Tensor:
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.energy(y_).sum(), y_, create_graph=create_graph)
+        return -g
+
+    def x_hat(self, y: Tensor, create_graph: bool = False) -> Tensor:
+        return y + self.sigma**2 * self.score(y, create_graph=create_graph)
+
+    def x_hat_train(self, y: Tensor) -> Tensor:
+        return self.x_hat(y, create_graph=True)  # double backprop
+
+
+SCHEMES = {"mdae": MDAE, "mem": MEM}  # scheme name -> class (runs.models.build_model)

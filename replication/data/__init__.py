@@ -1,0 +1,1 @@
+"""Files and datasets: atomic, checksummed files and the datasets (images as uint8, toy mixtures)."""

@@ -1,0 +1,277 @@
+"""Datasets as uint8 tensors, seeded batching, and the 2-D Gaussian mixtures of the toy experiment.
+
+Every image dataset is returned as uint8 (N, C, H, W) and scaled to [0,1] by /255 only when a batch is
+made (docs/official-settings.md §2: "All data are scaled to [0,1]"; sigma is in units of that range). Nothing here downloads
+unless `download()` is called, and that is meant for users' machines only.
+
+| dataset       | source                                                  | splits (N)                      |
+|---------------|---------------------------------------------------------|---------------------------------|
+| fashion-mnist | IDX .gz (Debian `dataset-fashion-mnist` or torchvision) | train 60000, test 10000         |
+| mnist         | torchvision `MNIST(root, download=False)`               | train 60000, test 10000         |
+| cifar10       | torchvision `CIFAR10(root, download=False)`             | train 50000, test 10000         |
+| ffhq256       | VDVAE's `ffhq-256.npy` (70000x256x256x3) or PNG folder  | train = all 70000 (docs/official-settings.md §2)     |
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..errors import ReplicationError, UsageError
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "ffhq256")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FFHQ_NPY = "ffhq-256.npy"
+FFHQ_URL = "https://openaipublic.blob.core.windows.net/very-deep-vaes-assets/vdvae-assets/ffhq-256.npy"
+
+
+class DatasetMissing(ReplicationError, FileNotFoundError):
+    """A dataset is not on disk; the message is one line saying exactly how to get it."""
+
+
+def default_root() -> Path:
+    """`$REPLICATION_DATA` if set, else `data/` in the repository root."""
+    env = os.environ.get("REPLICATION_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+
+
+def _check_name(dataset: str) -> None:
+    if dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+
+
+def _fix(dataset: str, root: Path) -> str:
+    return f"run `python replicate.py --download {dataset} --data-root {root}`"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_images(
+    dataset: str, root: str | os.PathLike | None = None, split: str = "train"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Load a whole split into memory.
+
+    :param dataset: one of DATASETS.
+    :param root: data folder; None means `default_root()` (and, for fashion-mnist, the Debian folder first).
+    :param split: "train" or "test" ("train" only for ffhq256, which has no labels).
+    :return: (images, labels): images a uint8 [N x C x H x W] tensor, labels an int64 [N] tensor or None.
+    :raises DatasetMissing: the files are not there; the message names the fix.
+    """
+    _check_name(dataset)
+    allowed = ("train",) if dataset == "ffhq256" else ("train", "test")
+    if split not in allowed:
+        raise UsageError(f"{dataset}: unknown split {split!r}; known: {', '.join(allowed)}")
+    explicit = root is not None
+    root = Path(root) if explicit else default_root()
+    if dataset == "fashion-mnist":
+        return _load_fashion_mnist(root, split, explicit)
+    if dataset == "mnist":
+        return _load_mnist(root, split)
+    if dataset == "cifar10":
+        return _load_cifar10(root, split)
+    return _load_ffhq256(root), None
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST format; gzipped if the name ends in .gz) as a uint8 array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise UsageError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise UsageError(f"{path}: truncated ({data.size} bytes of data for shape {shape})")
+    return data.reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _load_fashion_mnist(root: Path, split: str, explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    # Candidate folders: the root itself, torchvision's layout under it, and the Debian package.
+    local = [root, root / "FashionMNIST" / "raw"]
+    folders = local + [DEBIAN_FASHION_MNIST] if explicit else [DEBIAN_FASHION_MNIST] + local
+    prefix = "train" if split == "train" else "t10k"
+    for folder in folders:
+        images = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
+        labels = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
+        if images and labels:
+            x, y = read_idx(images), read_idx(labels)
+            return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    raise DatasetMissing(
+        f"Fashion-MNIST not found under {root} or {DEBIAN_FASHION_MNIST}: "
+        f"`apt-get install dataset-fashion-mnist` or {_fix('fashion-mnist', root)}"
+    )
+
+
+def _load_mnist(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST  # Heavy import, only when needed.
+
+    try:
+        ds = MNIST(str(root), train=split == "train", download=False)
+    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True ..."
+        raise DatasetMissing(f"MNIST not found under {root}: {_fix('mnist', root)}") from e
+    return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
+
+
+def _load_cifar10(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        ds = CIFAR10(str(root), train=split == "train", download=False)
+    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. ..."
+        raise DatasetMissing(f"CIFAR-10 not found under {root}: {_fix('cifar10', root)}") from e
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(ds.targets, dtype=torch.int64)
+
+
+def _load_ffhq256(root: Path) -> torch.Tensor:
+    # VDVAE's npy (N, 256, 256, 3): memory-mapped copy-on-write, returned as an [N x 3 x 256 x 256] view.
+    npy = root if root.suffix == ".npy" else root / FFHQ_NPY
+    if npy.is_file():
+        x = np.load(npy, mmap_mode="c")
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (256, 256, 3):
+            raise UsageError(f"{npy}: expected uint8 (N, 256, 256, 3), got {x.dtype} {x.shape}")
+        return torch.from_numpy(x).permute(0, 3, 1, 2)
+    for folder in (root / "ffhq256", root):
+        pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        if pngs:
+            return torch.from_numpy(np.stack([_read_png(p) for p in pngs])).permute(0, 3, 1, 2).contiguous()
+    raise DatasetMissing(
+        f"FFHQ-256 not found under {root}: download VDVAE's {FFHQ_NPY} (70000x256x256x3 uint8, 13.8 GB) "
+        f"from {FFHQ_URL} to {root / FFHQ_NPY}, or put 256x256 PNGs in {root / 'ffhq256'}/"
+    )
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        x = np.asarray(im.convert("RGB"))
+    if x.shape != (256, 256, 3):
+        raise UsageError(f"{path}: expected a 256x256 image, got {x.shape[1]}x{x.shape[0]}")
+    return x
+
+
+def download(dataset: str, root: str | os.PathLike | None = None) -> None:
+    """Fetch a dataset into `root` (users' machines only: needs internet; never called by the tests).
+
+    MNIST, Fashion-MNIST and CIFAR-10 go through torchvision's download=True, into the layout that
+    `load_images` reads. FFHQ-256 is 13.8 GB: this prints where to get it instead.
+    """
+    _check_name(dataset)
+    root = Path(root) if root is not None else default_root()
+    if dataset == "ffhq256":
+        print(f"FFHQ-256: download {FFHQ_URL} (VDVAE's copy, 13.8 GB) to {root / FFHQ_NPY}, e.g.\n"
+              f"  mkdir -p {root} && wget -O {root / FFHQ_NPY} {FFHQ_URL}", flush=True)
+        return
+    from torchvision import datasets
+
+    classes = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}
+    cls = classes[dataset]
+    for train in (True, False):
+        cls(str(root), train=train, download=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Batching.
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 in {0..255} -> float32 in [0,1] (docs/official-settings.md §2)."""
+    return torch.as_tensor(x).to(torch.float32) / 255.0
+
+
+def epoch_permutation(n: int, generator: torch.Generator) -> torch.Tensor:
+    """The order of one epoch: randperm(n) drawn from `generator` (a CPU generator)."""
+    return torch.randperm(n, generator=generator)
+
+
+def batches(
+    images: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    drop_last: bool = True,
+    hflip: bool = False,
+    skip: int = 0,
+    device: torch.device | str | None = None,
+) -> Iterator[torch.Tensor]:
+    """One shuffled epoch of float32 [B x C x H x W] batches in [0,1].
+
+    All the epoch's randomness comes from `generator` and is drawn when the epoch starts (at the first
+    `next()`): first `epoch_permutation(N, generator)`, then, if hflip, one coin per image
+    (`torch.rand(N, generator=generator) < 0.5`, flipping the width axis). Nothing else touches any RNG.
+    So to resume an epoch bit-exactly, save `generator.get_state()` *before* the epoch, then restore it
+    and pass `skip=` the number of batches already consumed (those are not materialized).
+
+    :param images: uint8 [N x C x H x W] (CPU or device).
+    :param drop_last: drop the final partial batch (docs/official-settings.md §2: CIFAR-10 uses 195 steps/epoch).
+    :param device: where batches go (converted to float there); default images.device.
+    """
+    n = images.shape[0]
+    perm = epoch_permutation(n, generator)
+    flips = torch.rand(n, generator=generator) < 0.5 if hflip else None
+    device = images.device if device is None else torch.device(device)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(skip * batch_size, stop, batch_size):
+        idx = perm[start : start + batch_size]
+        x = to_unit(images[idx.to(images.device)].to(device))
+        if flips is not None:
+            f = flips[idx].to(device)
+            x = torch.where(f[:, None, None, None], x.flip(-1), x)
+        yield x
+
+
+# ---------------------------------------------------------------------------------------------------
+# Toy 2-D Gaussian mixtures (the `toy` experiment: exact scores and exact mode weights).
+
+
+class Mixture(NamedTuple):
+    """An isotropic Gaussian mixture sum_k w_k N(mu_k, s_k^2 I)."""
+
+    means: torch.Tensor  # [K x d] float64
+    stds: torch.Tensor  # [K] float64
+    weights: torch.Tensor  # [K] float64, sums to 1
+
+
+def _ring(k: int, radius: float) -> torch.Tensor:
+    angle = 2 * torch.pi * torch.arange(k, dtype=torch.float64) / k
+    return radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+
+
+TOY_MIXTURES = {
+    # 8 equal modes of std 0.2 on a ring of radius 2.5: neighbours 1.91 apart (~10 std), so at
+    # sigma = 1 the smoothed density is one blurred ring and the walk must hop between modes.
+    "ring8": lambda: Mixture(_ring(8, 2.5), torch.full((8,), 0.2, dtype=torch.float64),
+                             torch.full((8,), 1 / 8, dtype=torch.float64)),
+    # Same geometry, weights proportional to 1..8 (1/36 .. 8/36): tests that mode *weights* are right.
+    "ring8-unequal": lambda: Mixture(_ring(8, 2.5), torch.full((8,), 0.2, dtype=torch.float64),
+                                     torch.arange(1, 9, dtype=torch.float64) / 36),
+    # Two modes 4 apart with weights 3:1 and different widths.
+    "pair-unequal": lambda: Mixture(torch.tensor([[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64),
+                                    torch.tensor([0.3, 0.15], dtype=torch.float64),
+                                    torch.tensor([0.75, 0.25], dtype=torch.float64)),
+}
+
+
+def toy_mixture(name: str = "ring8") -> Mixture:
+    """Parameters (means [K x 2], stds [K], weights [K], all float64) of a named toy mixture."""
+    if name not in TOY_MIXTURES:
+        raise UsageError(f"unknown toy mixture {name!r}; known: {', '.join(TOY_MIXTURES)}")
+    return TOY_MIXTURES[name]()

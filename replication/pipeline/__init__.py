@@ -1,0 +1,2 @@
+"""The pipeline: stages with on-disk contracts (train, chain, export, score) and where they run (executors,
+cluster profiles, code snapshots, the job ledger, SLURM submission)."""

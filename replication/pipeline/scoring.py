@@ -1,0 +1,270 @@
+"""The score stage's metrics for one run: clean-fid FID (when assets are staged), offline metrics, figures.
+
+Image data:
+  FID           clean-fid, each mode of ScoreSpec.fid_modes, against clean-fid's CIFAR-10 train statistics or
+                statistics the suite computes from the data (both need the staged Inception weights; without
+                them the record says "not computed" with the fix).
+  FD_test-proj16 (NOT FID)   the same clean-fid code path with the fixed 16-D test extractor, against the
+                training data at the same N: proves the path, never comparable to FID.
+  FD_classifier, class_coverage   in the suite's classifier features (labelled data), with calibration
+                points at the same N: real held-out images, 3x3 box-blurred real images, uniform noise.
+Toy data: exact metrics against the known mixture: mode-weight total variation, on-manifold fraction,
+  energy distance to fresh exact samples of the same N.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runs.experiments import Experiment
+from ..runs.folders import classifier_path, train_dir
+from .chain import read_shards
+
+def _metric(metric, value, *, mode=None, n=None, reference=None, status="ok", reason=None, **extra) -> dict:
+    return {"metric": metric, "value": None if value is None else float(value), "mode": mode, "n": n,
+            "reference": reference, "status": status, "reason": reason, **extra}
+
+
+def score_run(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
+    if len(e.image_shape) == 1:
+        return _score_toy(e, rd, results)
+    return _score_images(e, rd, results, data_root, device)
+
+
+def _figure_path(results: Path, e: Experiment, kind: str) -> Path:
+    return results / "figures" / f"{e.run_name}_{kind}.png"
+
+
+def _rel(path: Path, results: Path) -> str:
+    return str(Path("results") / path.relative_to(results))
+
+
+def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
+    from ..data.datasets import load_images
+    from ..evaluation import fid
+    from ..evaluation.assets import AssetsNotStaged
+    from ..evaluation.images import chain_strip, sample_grid
+
+    samples = read_shards(rd / "chain" / "run", ("images",))["images"]  # (n_jumps, chains, C, H, W)
+    flat = samples.reshape(-1, *samples.shape[2:])
+    n = len(flat)
+    png = rd / "export" / "png"
+    train_x, _ = load_images(e.dataset, data_root, "train")
+    test_x = load_images(e.dataset, data_root, "test")[0] if (e.score.classifier or e.score.denoise) else None
+    metrics: list[dict] = []
+
+    # Inception FID, per mode.
+    for mode in e.score.fid_modes:
+        name = "inception-legacy-tf" if mode == "legacy_tensorflow" else "inception-clean"
+        try:
+            ref = _inception_ref(e, results, mode, name, train_x, device)
+        except AssetsNotStaged as err:
+            metrics.append(_metric("FID", None, mode=mode, n=n, status="not computed", reason=str(err), extractor=name))
+            continue
+        rec = fid.score_folder(png, ref, name, mode, device, expected_n=n)
+        metrics.append(_metric("FID", rec.get("value"), mode=mode, n=n, reference=str(ref.name),
+                               status=rec.get("status", "ok"), reason=rec.get("reason"), extractor=name))
+
+    # The clean-fid path with the test extractor (labelled NOT FID).
+    ref = results / "runs" / e.table / f"refstats-{e.dataset}" / f"test-proj16_legacy_tensorflow_train_n{n}.npz"
+    if not ref.exists():
+        pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:n]
+        fid.make_ref_stats(train_x[pick].numpy(), ref, "test-proj16", "legacy_tensorflow", device)
+    rec = fid.score_folder(png, ref, "test-proj16", "legacy_tensorflow", device, expected_n=n)
+    metrics.append(_metric(rec["metric"], rec["value"], mode="legacy_tensorflow", n=n,
+                           reference=f"{n} training images", extractor="test-proj16"))
+
+    thinned = _thinned(rd, THINNED_N)
+    if e.score.classifier:
+        metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
+        metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
+                                       suffix=f" ({len(thinned['images']):,} thinned)")
+        metrics += _stability_metrics(e, results, rd, test_x)
+    if e.score.denoise:
+        metrics += _denoise_metrics(e, results, test_x, device)
+
+    figures = {"samples": _rel(_save_samples(thinned, results / "samples" / f"{e.run_name}.npz"), results)}
+    grid = _figure_path(results, e, "grid")
+    idx = np.linspace(0, n - 1, min(100, n)).astype(int)
+    sample_grid(torch.from_numpy(flat[idx]), grid, nrow=10)
+    figures["grid"] = _rel(grid, results)
+    strip = _figure_path(results, e, "strip")
+    chain_strip(torch.from_numpy(samples[-20:, 0]), strip, n=20)
+    figures["strip"] = _rel(strip, results)
+    return metrics, figures
+
+
+def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:
+    """clean-fid's staged CIFAR-10 statistics, or statistics the suite computes from the training data."""
+    from ..evaluation import assets, fid
+
+    if e.dataset == "cifar10":
+        name = assets.ref_stats_name("cifar10", mode, e.score.fid_split, 32)
+        assets.require_assets([name])
+        return assets.asset_path(name)
+    assets.require_assets(["inception-2015-12-05.pt"])
+    ref = results / "runs" / e.table / f"refstats-{e.dataset}" / f"{extractor}_{mode}_{e.score.fid_split}.npz"
+    if not ref.exists():
+        fid.make_ref_stats(train_x.numpy(), ref, extractor, mode, device)
+    return ref
+
+
+def box_blur(images: torch.Tensor) -> torch.Tensor:
+    """3x3 box blur (replicate padding) of float images (N, C, H, W)."""
+    c = images.shape[1]
+    kernel = torch.full((c, 1, 3, 3), 1 / 9, dtype=images.dtype)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+
+
+THINNED_N = 1000  # jumps committed per chain and scored as "thinned" (issue 11 item 6)
+
+
+def _thinned(rd: Path, n: int) -> dict[str, np.ndarray]:
+    """n jumps of the first chain, evenly spaced over the whole recorded chain (jumps start after burn-in)."""
+    d = read_shards(rd / "chain" / "run", ("images", "step"))
+    idx = np.unique(np.linspace(0, len(d["images"]) - 1, min(n, len(d["images"]))).round().astype(int))
+    return {"images": d["images"][idx, 0], "step": d["step"][idx]}
+
+
+def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
+    """The committed samples anyone can score: uint8 (n, C, H, W) jumps and their walk steps, in a small .npz."""
+    import io
+
+    from ..data.storage import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=thinned["images"].astype(np.uint8), step=thinned["step"].astype(np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _stability_metrics(e: Experiment, results: Path, rd: Path, test_x: torch.Tensor) -> list[dict]:
+    """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
+    from ..evaluation.classifier import load_classifier, predict
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import class_histogram
+
+    model, _ = load_classifier(classifier_path(e, results))
+    images = read_shards(rd / "chain" / "run", ("images",))["images"][:, 0]
+    tenth = max(1, len(images) // 10)
+    data = to_unit(test_x)
+    data_shares = class_histogram(predict(model, data), 10)
+    out = [_metric("mean_pixel[data: test images]", data.mean(), n=len(data), reference="held-out test split",
+                   calibration=True)]
+    shares = {}
+    for name, part in (("first 10%", images[:tenth]), ("last 10%", images[-tenth:])):
+        x = to_unit(torch.from_numpy(part))
+        shares[name] = class_histogram(predict(model, x), 10)
+        out.append(_metric(f"mean_pixel[{name} of jumps]", x.mean(), n=len(x), reference="the chain's own jumps"))
+        out.append(_metric(f"class_shares_tv[{name} of jumps vs data]", 0.5 * np.abs(shares[name] - data_shares).sum(),
+                           n=len(x), reference="classifier labels of the test split", histogram=shares[name].tolist()))
+    out.append(_metric("class_shares_tv[first vs last 10% of jumps]",
+                       0.5 * np.abs(shares["first 10%"] - shares["last 10%"]).sum(), n=tenth, reference="first 10%"))
+    return out
+
+
+def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, train_x: torch.Tensor,
+                        test_x: torch.Tensor, suffix: str = "") -> list[dict]:
+    from ..evaluation.classifier import features, load_classifier, predict
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import class_coverage, class_histogram, frechet_distance_features
+
+    model, meta = load_classifier(classifier_path(e, results))
+    n = len(samples_u8)
+    g = torch.Generator().manual_seed(1)
+    ref = to_unit(test_x[torch.randperm(len(test_x), generator=g)[: min(n, len(test_x))]])
+    real = to_unit(train_x[torch.randperm(len(train_x), generator=g)[:n]])
+    f_ref = features(model, ref)
+    fd = lambda x: frechet_distance_features(features(model, x), f_ref)  # noqa: E731
+    samples = to_unit(samples_u8)
+    labels = predict(model, samples)
+    ref_name = f"{len(ref)} held-out test images"
+    shares = class_histogram(labels, 10)
+    out = [
+        _metric("FD_classifier" + suffix, fd(samples), n=n, reference=ref_name),
+        _metric("class_coverage" + suffix, class_coverage(labels, 10, 0.02), n=n,
+                reference="classes holding >= 2% of samples", histogram=shares.tolist()),
+        _metric("top_class_share" + suffix, shares.max(), n=n, reference="the most frequent class",
+                top_class=int(shares.argmax())),
+        _metric(f"FD_classifier{suffix}[calibration: real train images]", fd(real), n=n, reference=ref_name, calibration=True),
+        _metric(f"FD_classifier{suffix}[calibration: 3x3 box-blurred real]", fd(box_blur(real)), n=n, reference=ref_name,
+                calibration=True),
+        _metric(f"FD_classifier{suffix}[calibration: uniform noise]", fd(torch.rand(real.shape, generator=g)), n=n,
+                reference=ref_name, calibration=True),
+    ]
+    if not suffix:
+        out.insert(0, _metric("classifier_test_accuracy", meta["test_accuracy"], reference="full test split"))
+    return out
+
+
+def _denoise_metrics(e: Experiment, results: Path, test_x: torch.Tensor, device: str, n: int = 1000) -> list[dict]:
+    """One-step jump quality on held-out images: E|x - x_hat(y)|^2 per image (summed over pixels), against the
+    naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
+    from ..evaluation.classifier import features, load_classifier
+    from ..data.datasets import to_unit
+    from ..evaluation.metrics import frechet_distance_features
+    from ..runs.models import load_model
+
+    scheme = load_model(train_dir(e, results) / "model.pt", e.image_shape, use_ema=e.train.sample_with_ema,
+                        spec=e.model).to(device)
+    x = to_unit(test_x[:n]).to(device)
+    y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))
+    with torch.inference_mode():
+        x_hat = torch.cat([scheme.jump(y[i : i + 100]) for i in range(0, n, 100)])
+    mse = ((x_hat - x) ** 2).flatten(1).sum(1).mean().item()
+    mse_ybar = ((y.mean(1).clamp(0, 1) - x) ** 2).flatten(1).sum(1).mean().item()
+    ref = f"{n} noisy test images, sigma_eff = {scheme.mnm.sigma_eff:.3g}"
+    out = [_metric("denoise_mse", mse, n=n, reference=ref),
+           _metric("denoise_mse[calibration: clipped y_bar]", mse_ybar, n=n, reference=ref, calibration=True)]
+    if e.score.classifier and classifier_path(e, results).exists():
+        model, _ = load_classifier(classifier_path(e, results))
+        out.append(_metric("denoise_FD_classifier", frechet_distance_features(features(model, x_hat.cpu()), features(model, x.cpu())),
+                           n=n, reference="the clean images"))
+    return out
+
+
+def _score_toy(e: Experiment, rd: Path, results: Path) -> tuple[list[dict], dict]:
+    from ..data.datasets import toy_mixture
+    from ..evaluation.metrics import energy_distance, mode_weight_error, mode_weights
+    from ..core.mnm import GaussianMixture
+
+    x = read_shards(rd / "chain" / "run", ("float",))["float"]
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    mix = toy_mixture(e.dataset.split(":", 1)[1])
+    prior = GaussianMixture(mix.means, mix.stds, mix.weights)
+    exact, _ = prior.sample(len(x), torch.Generator().manual_seed(123))
+    stats = mode_weights(x, mix.means, mix.stds, mix.weights)
+    n = len(x)
+    m = min(n, 5000)
+    metrics = [
+        _metric("mode_weight_tv", mode_weight_error(x, mix.means, mix.stds, mix.weights), n=n, reference="true weights"),
+        _metric("modes_visited", int((stats.weights > 0).sum()), n=n, reference=f"{len(mix.weights)} modes"),
+        _metric("on_manifold_fraction", stats.on_manifold, n=n, reference="exact samples: 0.989"),
+        _metric("energy_distance", energy_distance(x[-m:], exact[:m].numpy()), n=m, reference="fresh exact samples"),
+        _metric("energy_distance[calibration: exact vs exact]",
+                energy_distance(prior.sample(m, torch.Generator().manual_seed(7))[0].numpy(), exact[:m].numpy()),
+                n=m, reference="fresh exact samples", calibration=True),
+    ]
+    figures = {"scatter": _rel(_toy_scatter(x, mix, _figure_path(results, e, "scatter")), results)}
+    return metrics, figures
+
+
+def _toy_scatter(x: np.ndarray, mix, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.3, label="chain jumps")
+    ax.scatter(mix.means[:, 0], mix.means[:, 1], marker="x", c="k", label="modes")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,95 @@
+"""results/APPENDIX.md: what the front page (REPORT.md) leaves out, per table: provenance, chain diagnostics,
+class shares, unverified settings, summary figures and the full tidy metrics (CSV); the toy claim tables;
+benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.storage import atomic_write_bytes
+from ..runs import experiments
+from .headline import dedup
+from .tables import code_version, config_hash, duration, hardware, shares_text, to_markdown
+
+
+def _link(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path, base)).as_posix()
+
+
+def provenance_rows(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        p, t, c, cfg = (r.get(k) or {} for k in ("provenance", "train", "chain", "config"))
+        rows.append({
+            "run": r["run"], "profile": r["profile"],
+            "code version": code_version(p.get("git_sha"), p.get("git_dirty")),
+            "hardware": hardware(p), "torch": p.get("torch"),
+            "seeds (train, chain)": f"{(cfg.get('train') or {}).get('seed')}, {(cfg.get('chain') or {}).get('seed')}",
+            "train": f"{t.get('steps')} steps, {duration(t.get('wall_s'))}", "final loss": t.get("final_loss"),
+            "chain": f"{c.get('steps')} steps, {duration(c.get('wall_s'))}", "created": p.get("created"),
+        })
+    return pd.DataFrame(rows)
+
+
+def chain_rows(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        c = r.get("chain") or {}
+        rows.append({
+            "run": r["run"], "walk steps": c.get("steps"), "chains": c.get("n_chains"), "jumps": c.get("n_jumps"),
+            "steps/s": c.get("steps_per_s"), "finite": c.get("finite"),
+            "mean of x̂, first 10%": c.get("jump_mean_first10pct"), "mean of x̂, last 10%": c.get("jump_mean_last10pct"),
+            "distance to previous jump": c.get("dist_prev_mean"), "IAT of mean of x̂": c.get("iat_jump_mean"),
+            "class switch rate": c.get("class_switch_rate"),
+        })
+    return pd.DataFrame(rows)
+
+
+def render_appendix(records: list[dict], results_dir: Path, tables: bool = True) -> str:
+    """The text of <results>/APPENDIX.md (links relative to `results_dir`); with `tables`, writes the CSVs."""
+    runs = [r for r in records if r["table"] in experiments.TABLES]
+    if tables:
+        for name, df in (("provenance", provenance_rows(runs)), ("chains", chain_rows(runs))):
+            atomic_write_bytes(results_dir / "tables" / f"{name}.csv",
+                               df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+    lines = ["# Appendix to REPORT.md: provenance, chain diagnostics, full metrics, benchmarks", "",
+             "<!-- GENERATED FILE: do not edit. Regenerate with `python replicate.py --report`. -->", "",
+             "All runs: [tables/provenance.csv](tables/provenance.csv), [tables/chains.csv](tables/chains.csv); "
+             "the full tidy metrics of each table (one row per run and metric, with the paper's number and the "
+             "status or reason) are in `tables/<table>.csv`.", ""]
+    for t in experiments.TABLES:
+        rs = [r for r in runs if r["table"] == t]
+        registry = experiments.resolve(t, "paper")
+        lines += [f"## {t}", "", f"Full metrics: [tables/{t}.csv](tables/{t}.csv)."]
+        figs = sorted((results_dir / "figures").glob(f"report_{t}_*.png")) if rs else []
+        if figs:
+            lines += ["Summary figures: " + ", ".join(f"[{p.stem.rsplit('_', 1)[-1]}]({_link(p, results_dir)})" for p in figs) + "."]
+        lines += [""]
+        notes = [f"- `{e.id}`: {u}" for e in registry for u in e.unverified] + [f"- `{e.id}`: {e.notes}" for e in registry if e.notes]
+        if notes:
+            lines += ["Unverified settings and notes:", ""] + notes + [""]
+        if rs:
+            kept, dups = dedup(rs)
+            lines += ["Provenance:", "", to_markdown(provenance_rows(rs)), "", "Chain diagnostics:", "",
+                      to_markdown(chain_rows(rs)), ""]
+            shares = [f"- `{r['run']}` ({config_hash(r)}): {shares_text(r)}" for r in kept if shares_text(r)]
+            lines += (["Class shares of the jumps (largest first):", ""] + shares + [""]) if shares else []
+            lines += [f"- {d}" for d in dups] + ([""] if dups else [])
+    claims = [r for r in records if r["table"] == "claims"]
+    if claims:
+        lines += ["## claims", "", "The toy claim sweeps (`python -m replication.claims toy`): full rows per sweep.", ""]
+        for r in claims:
+            files = sorted((results_dir / "tables").glob(f"{r['run']}*.csv"))
+            lines.append(f"- `{r['run']}` ({r.get('claim', '')}): "
+                         + ", ".join(f"[{p.name}]({_link(p, results_dir)})" for p in files)
+                         + f"; record [records/{r['run']}.json](records/{r['run']}.json)")
+        lines += [""]
+    bench = sorted(p for p in (results_dir / "benchmarks").glob("*") if p.suffix in (".md", ".csv", ".png"))
+    bench += sorted((results_dir / "figures").glob("benchmark*.png"))
+    if bench:
+        lines += ["## benchmarks", "", "Timings are only comparable on the same hardware; each file names its device.", ""]
+        lines += [f"- [{_link(p, results_dir)}]({_link(p, results_dir)})" for p in bench] + [""]
+    return "\n".join(lines).rstrip() + "\n"

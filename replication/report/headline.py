@@ -1,0 +1,222 @@
+"""One headline table per table of the report: one row per run (deduplicated by config hash), metrics as
+columns, the paper's number beside the reproduced one, at most 12 columns; and the notes stated once per
+table under it (scale against the paper, calibration points, metrics not computed, duplicates, overrides)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from ..runs import experiments, paper
+from .tables import (config_hash, count, is_fid, missing_paper_reason, not_fid_fd, paper_number_for,
+                            profile_note, profile_rank, record_sort_key, text, top_class, load_records)
+
+# Metrics in headline order, with their column names; others follow alphabetically. Calibration points and
+# the context metrics are stated once per table instead.
+METRIC_COLUMNS = {
+    "FID|legacy_tensorflow": "FID (legacy TF)", "FID|clean": "FID (clean)", "FID|": "FID",
+    "FD_classifier|": "FD classifier", "class_coverage|": "classes ≥ 2%", "denoise_mse|": "denoise MSE",
+    "denoise_FD_classifier|": "denoise FD", "mode_weight_tv|": "mode TV", "modes_visited|": "modes",
+    "on_manifold_fraction|": "on manifold", "energy_distance|": "energy distance",
+    "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
+}
+CONTEXT_METRICS = ("classifier_test_accuracy",)
+MAX_COLUMNS = 12
+
+
+def _key(metric: Any, mode: Any) -> str:
+    return f"{text(metric)}|{text(mode)}"
+
+
+def _column(key: str) -> str:
+    metric, mode = key.split("|", 1)
+    return METRIC_COLUMNS.get(key, f"{metric} ({mode})" if mode else metric)
+
+
+def dedup(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """One record per config hash (the latest created); notes naming the records left out."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(config_hash(r), []).append(r)
+    kept, notes = [], []
+    for rs in groups.values():
+        rs = sorted(rs, key=lambda r: (str((r.get("provenance") or {}).get("created")), r["run"]))
+        kept.append(rs[-1])
+        notes += [f"`{r['run']}` is the same run (same config hash) as `{rs[-1]['run']}`; shown once." for r in rs[:-1]]
+    return sorted(kept, key=record_sort_key), notes
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def differences(records: list[dict]) -> list[str]:
+    """For runs of one experiment and profile: the settings they differ in (why two rows sit side by side)."""
+    notes, groups = [], {}
+    for r in records:
+        groups.setdefault((r["experiment"], r["profile"]), []).append(r)
+    for (exp, profile), rs in groups.items():
+        if len(rs) < 2:
+            continue
+        flats = [{k: v for k, v in _flat(r.get("config") or {}).items()
+                  if k.split(".")[0] in ("model", "train", "chain", "score")} for r in rs]
+        keys = sorted({k for f in flats for k in f if len({repr(g.get(k)) for g in flats}) > 1})
+        show = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else text(v) or "?"  # noqa: E731
+        what = "; ".join(f"{k} = {' / '.join(show(f.get(k)) for f in flats)}" for k in keys) or "nothing recorded"
+        notes.append(f"The {len(rs)} {profile} rows of `{exp}` differ in: {what} "
+                     f"({', '.join(config_hash(r) for r in rs)}).")
+    return notes
+
+
+def _params(e: experiments.Experiment) -> int | None:
+    channels = e.model.M * (e.image_shape[0] if len(e.image_shape) == 3 else 1)
+    return paper.NET_PARAMS.get((e.model.net, e.model.width, channels))
+
+
+def paper_scale(table: str) -> str:
+    """The paper recipe's scale for a table: parameters (where known), training steps, chain steps."""
+    parts: dict[str, set] = {}
+    for e in experiments.resolve(table, "paper"):
+        if e.implemented:
+            chains = "one chain" if e.chain.n_chains == 1 else f"{e.chain.n_chains} chains"
+            parts.setdefault(f"{e.train.steps:,} training steps, {chains} of {e.chain.steps:,} steps", set()).add(_params(e))
+    out = [(f"{'/'.join(count(p) for p in sorted(p for p in params if p))} parameters, " if any(params) else "") + part
+           for part, params in parts.items()]
+    return "; ".join(out)
+
+
+def runs_scale(records: list[dict]) -> str:
+    """The scale of the runs of a table: parameters, training steps, chain steps, per profile."""
+    groups: dict[tuple, list] = {}
+    for r in records:
+        t, c = r.get("train") or {}, r.get("chain") or {}
+        groups.setdefault((r["profile"], count(t.get("steps")), count(c.get("steps"))), []).append(t.get("n_params"))
+    out = []
+    for (profile, steps, chain), params in sorted(groups.items(), key=lambda kv: (profile_rank(kv[0][0]), kv[0])):
+        known = sorted(p for p in params if isinstance(p, (int, float)))
+        span = "?" if not known else count(known[0]) if count(known[0]) == count(known[-1]) else f"{count(known[0])}–{count(known[-1])}"
+        out.append(f"{span} parameters, {steps} training steps, chains of {chain} steps ({profile})")
+    return "; ".join(out)
+
+
+def scale(r: dict) -> str:
+    t, c = r.get("train") or {}, r.get("chain") or {}
+    return f"{count(t.get('n_params'))} · {count(t.get('steps'))} · {count(c.get('steps'))}"
+
+
+def headline(records: list[dict], table: str, aliases: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The headline table of `table` (records of that table only) and its notes; `aliases` maps a run to the
+    same run (same config hash) shown in an earlier table."""
+    aliases = aliases or {}
+    records, notes = dedup([r for r in records if r["table"] == table])
+    df = load_records(records)
+    numbers = paper.numbers_for(table)
+    registry = {e.id: e for e in experiments.resolve(table, "paper")}
+    main = df[(df["calibration"] != True) & ~df["metric"].isin(CONTEXT_METRICS) & df["metric"].notna()]  # noqa: E712
+    ok = main[(main["status"] == "ok") & main["value"].notna()]
+    keys = sorted({_key(m, o) for m, o in zip(ok["metric"], ok["mode"])}
+                  | ({"FID|legacy_tensorflow"} if any(n.metric == "FID" for n in numbers) else set()),
+                  key=lambda k: (list(METRIC_COLUMNS).index(k) if k in METRIC_COLUMNS else len(METRIC_COLUMNS), k))
+    labelled = any((r.get("chain") or {}).get("class_histogram") for r in records)
+    switch = any((r.get("chain") or {}).get("class_switch_rate") is not None for r in records)
+    missing = [n for n in numbers if not any(paper_number_for(x, [n]) for _, x in df.iterrows())]
+    fixed = 4 + labelled + switch + bool(numbers) + bool(missing)
+    plumbing = [k for k in keys if "NOT FID" in k]  # the clean-fid path's test extractor: in the CSV, not here
+    keys = ([k for k in keys if k not in plumbing] or plumbing)[: max(1, MAX_COLUMNS - fixed)]
+    rows = []
+    for r in records:
+        sub = main[main["run"] == r["run"]]
+        model = (r.get("config") or {}).get("model") or {}
+        alias = f", = {aliases[r['run']]}" if r["run"] in aliases else ""
+        row = {"run": f"{r['experiment']} ({config_hash(r)}{alias})", "profile": r["profile"],
+               "σ, M": f"{model.get('sigma', '?'):g}, {model.get('M', '?')}" if isinstance(model.get("sigma"), (int, float)) else "?", "params · train · chain steps": scale(r)}
+        paper_value = math.nan
+        for k in keys:
+            hit = sub[[_key(m, o) == k for m, o in zip(sub["metric"], sub["mode"])]]
+            x = hit.iloc[0] if len(hit) else None
+            bad = x is not None and x["metric"] == "FID" and not is_fid(x["metric"], x["extractor"])
+            row[_column(k)] = ("" if x is None else "invalid" if bad else x["value"] if x["status"] == "ok" else "not computed")
+            number = paper_number_for(x, numbers) if x is not None else None
+            paper_value = number.value if number else paper_value
+        if labelled:
+            row["top class"] = top_class(r)
+        if switch:
+            row["class switch rate"] = (r.get("chain") or {}).get("class_switch_rate")
+        if numbers:
+            row["paper"] = paper_value
+        if missing:
+            row["note"] = "" if r["profile"] == "paper" else f"{r['profile']} profile: not comparable"
+        rows.append(row)
+    for n in missing:
+        e = registry.get(n.row)
+        rows.append({"run": n.row or f"reference row ({n.source.split(',')[0].split(' (')[0]})", "profile": "paper",
+                     "σ, M": f"{e.model.sigma:g}, {e.model.M}" if e else "—",
+                     "params · train · chain steps": paper_scale_short(e) if e else "—",
+                     **{_column(k): "" for k in keys}, "paper": n.value,
+                     "note": missing_paper_reason(n, registry).replace(f" ({n.source})", "")})
+    out = pd.DataFrame(rows)
+    notes += differences(records)
+    return out, notes
+
+
+def paper_scale_short(e: experiments.Experiment) -> str:
+    return f"{count(_params(e))} · {count(e.train.steps)} · {count(e.chain.steps)}"
+
+
+def calibration_notes(records: list[dict], table: str) -> list[str]:
+    """Calibration points and context metrics of a table, stated once (values at each n)."""
+    df = load_records(dedup([r for r in records if r["table"] == table])[0])
+    lines = []
+    cal = df[(df["calibration"] == True) & (df["status"] == "ok")]  # noqa: E712
+    for name, g in cal.groupby("metric", sort=True):
+        vals = []
+        for n, gn in g.groupby(g["n"].fillna(-1), sort=True):
+            at = f" (n = {int(n):,})" if n >= 0 else ""
+            if gn["value"].round(6).nunique() == 1:
+                vals.append(f"{gn['value'].iloc[0]:.4g}{at}")
+            else:
+                vals += [f"{v:.4g} ({e}{', n = ' + format(int(n), ',') if n >= 0 else ''})"
+                         for e, v in sorted(zip(gn["experiment"], gn["value"]))]
+        lines.append(f"{name.replace('[calibration: ', ' of ').rstrip(']')}: {', '.join(vals)}")
+    for name in CONTEXT_METRICS:
+        vals = sorted({float(v) for v in df[(df["metric"] == name) & (df["status"] == "ok")]["value"]})
+        if vals:
+            lines.append(f"{name.replace('_', ' ')}: {', '.join(f'{v:.4g}' for v in vals)}")
+    return lines
+
+
+def not_computed_notes(records: list[dict], table: str) -> list[str]:
+    """Metrics not computed in any run of the table, with their (first) reason, stated once."""
+    df = load_records(dedup([r for r in records if r["table"] == table])[0])
+    df = df[df["metric"].notna() & (df["calibration"] != True)]  # noqa: E712
+    lines = []
+    for metric, g in df.groupby("metric", sort=True):
+        if (g["status"] != "ok").all():
+            modes = ", ".join(sorted({text(m) for m in g["mode"] if text(m)}))
+            reason = text(g["reason"].dropna().iloc[0]) if g["reason"].notna().any() else text(g["status"].iloc[0])
+            lines.append(f"`{metric}`{f' ({modes})' if modes else ''} is not computed in any run: "
+                         f"{reason.split(';')[0]}.")
+    return lines
+
+
+def banners(records: list[dict]) -> list[str]:
+    """Warnings for a table's section: non-paper profiles, Fréchet distances that are not FID."""
+    lines = []
+    small = sorted({r["profile"] for r in records if profile_note(r["profile"])}, key=profile_rank)
+    if small:
+        lines.append(f"> **WARNING: {'/'.join(small)} profile results.** Small networks, short training and chains, "
+                     "few samples: not comparable to the paper; no difference to a paper number is computed.")
+    fds = sorted({text(m.get("metric")).split("[")[0] for r in records for m in r.get("metrics") or []
+                  if not_fid_fd(m.get("metric"))})
+    if fds:
+        lines.append(f"> **WARNING: not FID.** {', '.join(f'`{m}`' for m in fds)} "
+                     f"{'is a Fréchet distance' if len(fds) == 1 else 'are Fréchet distances'} in non-Inception "
+                     "feature spaces: not comparable to any FID, never placed beside the paper's FID.")
+    return lines

@@ -1,0 +1,304 @@
+"""REPORT.md (the front page a researcher reads in five minutes), results/APPENDIX.md (the details) and the
+results tables and figures, regenerated from the run records alone.
+
+Every number comes from `results/records/<run>.json` (one record per finished run, written by the pipeline;
+fields: tables.py) or from `runs/paper.py` (the paper's numbers and claims); nothing is typed by hand.
+Reproduced values sit beside the paper's, never instead (clean-fid's "reported | reproduced" tables), and the
+output is deterministic, so `python replicate.py --report` regenerates REPORT.md byte for byte (tests/test_report.py).
+
+REPORT.md: the claims scoreboard (scoreboard.py), the scale gap, then per table one headline table
+(headline.py) with its notes, samples and figures; the toy claim sweeps in compact form. Provenance,
+chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in results/APPENDIX.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.storage import atomic_write_bytes
+from ..runs import experiments, paper
+from ..runs.folders import REPO_ROOT
+from .figures import chain_diagnostics, loss_curve, metric_vs_samples
+from .headline import banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale, runs_scale
+from .scoreboard import claim_summary, scoreboard
+from .tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason, profile_rank,
+                     read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
+
+REPORT_COMMAND = "python replicate.py --report"
+TABLE_TITLES = {
+    "mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256",
+    "toy": "Toy 2-D Gaussian mixture (beyond the paper)", "fashion-mnist": "Fashion-MNIST (beyond the paper)",
+    "fashion-mnist-levers": "Fashion-MNIST levers (beyond the paper)",
+    "fashion-mnist-M": "Fashion-MNIST, jump quality against M (beyond the paper)",
+    "fashion-mnist-sigma": "Fashion-MNIST, mixing against sigma (beyond the paper)",
+}
+CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
+SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}
+DISPLAY_MIN_PX = 560  # small PNGs are shown upscaled (integer factor) to at least this width
+
+
+def heading(table: str) -> str:
+    return CLAIMS_TITLE if table == "claims" else f"{TABLE_TITLES.get(table, table)} (`--table {table}`)"
+
+
+def anchor(table: str) -> str:
+    """GitHub's anchor for a section heading."""
+    return re.sub(r"[^\w\- ]", "", heading(table).lower()).replace(" ", "-")
+
+
+def _link(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(path, out_dir)).as_posix()
+
+
+def _image(path: Path, alt: str, out_dir: Path, min_px: int = DISPLAY_MIN_PX) -> str:
+    """An <img> upscaled by an integer factor to at least `min_px` wide (small grids of 28x28 images)."""
+    if not path.is_file():
+        return f"`{_link(path, out_dir)}` (missing in this checkout)"
+    from PIL import Image
+
+    with Image.open(path) as im:
+        width, height = im.size
+    factor = max(1, math.ceil(min_px / width), math.ceil(56 / height) if height < 56 else 1)
+    return f'<img src="{_link(path, out_dir)}" width="{width * factor}" alt="{alt}">'
+
+
+# --------------------------------------------------------------------------------------------------
+# The claims scoreboard and the scale gap.
+
+
+def _scoreboard_lines(records: list[dict]) -> list[str]:
+    rows = scoreboard(records)
+    df = pd.DataFrame([{
+        "claim (poster)": r["claim"], "paper target": r["target"], "measured here": r["measured"],
+        "profile": r["profile"], "verdict": f"**{r['verdict'].split(':')[0]}**" + r["verdict"][len(r["verdict"].split(":")[0]):],
+        "section": ", ".join(f"[{t}](#{anchor(t)})" for t in dict.fromkeys(r["tables"])),
+    } for r in rows])
+    return [to_markdown(df), "",
+            "Verdicts are computed from the records by the rules in `replication/report_claims.py` (a chain is stable "
+            "when it stays finite and the mean of its jumps moves less than 5% between its first and last 10%; an FID "
+            "reproduces within 10%). Paper targets come from `replication/paper.py`.", ""]
+
+
+def _scale_gap(records: list[dict]) -> list[str]:
+    runs = [r for r in records if r["table"] in experiments.TABLES]
+    if not runs:
+        return []
+    def span(values):
+        values = sorted(v for v in values if isinstance(v, (int, float)))
+        return "?" if not values else count(values[0]) if values[0] == values[-1] else f"{count(values[0])}–{count(values[-1])}"
+    params = span((r.get("train") or {}).get("n_params") for r in runs)
+    steps = span((r.get("train") or {}).get("steps") for r in runs)
+    chain = span((r.get("chain") or {}).get("steps") for r in runs)
+    paper_params = span(paper.NET_PARAMS.values())
+    paper_steps = span(e.train.steps for t in ("mnist", "cifar10", "ffhq256") for e in experiments.resolve(t) if e.implemented)
+    return [f"**Scale gap.** The {len(runs)} runs recorded here use networks of {params} parameters trained for "
+            f"{steps} steps, with chains of {chain} walk steps ({', '.join(sorted({r['profile'] for r in runs}, key=profile_rank))} "
+            f"profiles, CPU); the paper's U2Nets have {paper_params} parameters trained for {paper_steps} steps, "
+            "sampled with one chain of 1M steps. No paper-profile run is recorded unless the table below says so.", ""]
+
+
+def _overview(by_table: dict[str, list[dict]]) -> list[str]:
+    profiles = list(experiments.PROFILES) + sorted({r["profile"] for rs in by_table.values() for r in rs}
+                                                   - set(experiments.PROFILES))
+    lines = [f"| table | experiments | runs ({' / '.join(profiles)}) | paper numbers |", "|---|---|---|---|"]
+    for t in experiments.TABLES:
+        kept = dedup(by_table[t])[0]
+        counts = " / ".join(str(sum(r["profile"] == p for r in kept)) for p in profiles)
+        lines.append(f"| [{t}](#{anchor(t)}) | {len(experiments.resolve(t, 'paper'))} | {counts} | "
+                     f"{len(paper.numbers_for(t))} |")
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------------------------------
+# One section per table.
+
+
+def _not_run_lines(table: str, records: list[dict]) -> list[str]:
+    ran: dict[str, set] = {}
+    for r in records:
+        ran.setdefault(r["experiment"], set()).add(r["profile"])
+    lines = []
+    for e in experiments.resolve(table, "paper"):
+        if e.id not in ran:
+            lines.append(f"- `{e.id}`: not run — {not_run_reason(e)}")
+        elif "paper" not in ran[e.id] and table not in experiments.CPU_TABLES:
+            profiles = "/".join(sorted(ran[e.id], key=profile_rank))
+            lines.append(f"- `{e.id}`: paper profile not run (only {profiles}) — {not_run_reason(e)}")
+    return lines
+
+
+def _paper_lines(table: str) -> list[str]:
+    lines = [f"- {n.metric} {n.value:g} ({f'`{n.row}`' if n.row else 'reference row'}): {n.setting}. "
+             f"Source: {n.source}." + ("" if n.verified_setting else " Setting unverified.")
+             for n in paper.numbers_for(table)]
+    return lines + [f"- \"{text_}\" — {source}." for t, text_, source in paper.PAPER_CLAIMS if t == table]
+
+
+def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases: dict[str, str]) -> list[str]:
+    lines = []
+    for r in dedup(records)[0]:
+        figs, c = r.get("figures") or {}, r.get("chain") or {}
+        name = f"**{r['experiment']} ({config_hash(r)})**"
+        if r["run"] in aliases:
+            lines.append(f"- {name}: the same run as {aliases[r['run']]}; its samples are shown there.")
+            continue
+        if not figs:
+            continue
+        chains = "one chain" if c.get("n_chains") == 1 else f"{text(c.get('n_chains')) or '?'} chains"
+        head = f"- {name}, {r['profile']}, {chains} of {c.get('steps', 0):,} walk steps, {c.get('n_jumps', 0):,} jumps"
+        shares = class_shares(r)
+        if shares:
+            ranked = sorted(shares, key=lambda s: (-s[1], s[0]))
+            head += (f". Top class: **{top_class(r)}** of the jumps (uniform would be {100 / len(shares):.0f}%); then "
+                     + ", ".join(f"{n} {100 * v:.1f}%" for n, v in ranked[1:5])
+                     + f"; the other {len(ranked) - 5} classes {100 * sum(v for _, v in ranked[5:]):.1f}% together"
+                     if len(ranked) > 5 else f". Class shares: {shares_text(r)}")
+        lines.append(head + ".")
+        for kind, rel in sorted(figs.items()):
+            label = {"grid": "sample grid (jumps spread over the chain)", "strip": "consecutive jumps of one chain"}.get(kind, kind)
+            img = _image(figure_path(results_dir, rel), f"{r['run']} {kind}", out_dir)
+            lines.append(f"  {label}:<br>{img}")
+    return lines
+
+
+def _summary_figures(table: str, records: list[dict], results_dir: Path, make: bool) -> dict[str, Path]:
+    out = {}
+    for name, fn in SUMMARY_FIGURES.items():
+        path = results_dir / "figures" / f"report_{table}_{name}.png"
+        if records and make:
+            fn(records, path)
+        if records and path.is_file():
+            out[name] = path
+    return out
+
+
+def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
+                   aliases: dict[str, str]) -> list[str]:
+    lines = [f"## {heading(table)}", ""]
+    kept = dedup(records)[0]
+    lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
+              f"{'runs here: ' + runs_scale(kept) if kept else 'no run recorded here'}.", ""]
+    lines += [b for line in banners(kept) for b in (line, "")]
+    table_df, notes = headline(records, table, aliases)
+    if len(table_df):
+        lines += [to_markdown(table_df, {"class switch rate": "{:.2f}"}), ""]
+    else:
+        lines += ["_No run recorded and no paper number for this table._", ""]
+    cal = calibration_notes(records, table)
+    notes = [f"Calibration points (at the runs' n): {'; '.join(cal)}."] * bool(cal) + not_computed_notes(records, table) + notes
+    parts = (("Notes", [f"- {n}" for n in notes]), ("What the paper reports", _paper_lines(table)),
+             ("Not run, and why", _not_run_lines(table, records)),
+             ("Samples", _sample_lines(records, results_dir, out_dir, aliases)))
+    for title, body in parts:
+        if body:
+            lines += [f"### {title}", ""] + body + [""]
+    if figures:
+        lines += ["Summary figures: " + ", ".join(f"[{n}]({_link(p, out_dir)})" for n, p in figures.items())
+                  + f"; provenance and chain diagnostics: [appendix]({_link(results_dir / 'APPENDIX.md', out_dir)}#{table}).", ""]
+    return lines
+
+
+def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
+    if not records:
+        return []
+    lines = [f"## {CLAIMS_TITLE}", "",
+             "> **Beyond the paper:** a 2-D Gaussian mixture (ring of 8 modes) where the M-density, its score and the "
+             "Bayes jump are exact; regenerate with `python -m replication.claims toy`.", ""]
+    for r in records:
+        prov = r.get("provenance") or {}
+        lines += [f"### {r.get('claim', r['run'])}", "",
+                  f"Run `{r['run']}` (profile `{r['profile']}`, code `{code_version(prov.get('git_sha'), prov.get('git_dirty'))}`)."
+                  f" Full rows: " + ", ".join(f"[{p.name}]({_link(p, out_dir)})"
+                                              for p in sorted((results_dir / "tables").glob(f"{r['run']}*.csv"))) + ".", ""]
+        summary = claim_summary(r)
+        if summary is not None:
+            fmt = {c: "{:.3g}" for c in summary.columns} | {"M": "{:.0f}", "steps": "{:,.0f}"}
+            lines += [to_markdown(summary, fmt), ""]
+        lines += [f"![{p.stem}]({_link(p, out_dir)})" for p in sorted((results_dir / "figures").glob(f"{r['run']}*.png"))]
+        lines += [""]
+    return lines
+
+
+def _versions(records: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        p = r.get("provenance") or {}
+        v = code_version(p.get("git_sha"), p.get("git_dirty")) or "unknown"
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"`{v}` ({n})" for v, n in sorted(counts.items())) or "none"
+
+
+def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures: bool = True) -> str:
+    """The text of REPORT.md; `results_dir` holds records/, figures/, benchmarks/, tables/ and APPENDIX.md.
+
+    Figure paths in the records are relative to `results_dir.parent` (the repo root by default); links are
+    relative to `out_dir`. With `figures`, (re)writes the summary figures; the text is the same either way
+    when they exist.
+    """
+    records = sorted(records, key=record_sort_key)
+    by_table = {t: [r for r in records if r["table"] == t] for t in experiments.TABLES}
+    appendix = _link(results_dir / "APPENDIX.md", out_dir)
+    lines = [
+        "# Multimeasurement Generative Models (ICLR 2022): replication report", "",
+        f"<!-- GENERATED FILE: do not edit. Regenerate with `{REPORT_COMMAND}`. -->", "",
+        f"From {len(records)} run records in `{_link(results_dir / 'records', out_dir)}/` and the paper's numbers in "
+        f"`replication/paper.py`. Details (provenance, chain diagnostics, full metrics as CSV, benchmarks, cost "
+        f"model): [{appendix}]({appendix}).", "",
+        "## Claims scoreboard", "",
+    ]
+    lines += _scoreboard_lines(records) + _scale_gap(records) + _overview(by_table) + [
+        "How to read the tables below: one row per run (runs with the same config hash are shown once); "
+        "`params · train · chain steps` = network parameters · training steps · walk steps of the chain; metrics "
+        "are computed on all jumps of the run (its n); `top class` = the class the suite's classifier assigns to "
+        "most jumps, with its share (10% each for a perfect Fashion-MNIST sampler); `paper` = the paper's number, "
+        "beside the reproduced one.", ""]
+    first: dict[str, str] = {}
+    for t in experiments.TABLES:
+        aliases = {}
+        for r in dedup(by_table[t])[0]:
+            h = config_hash(r)
+            if h in first:
+                aliases[r["run"]] = first[h]
+            else:
+                first[h] = f"`{r['experiment']}` in [{t}](#{anchor(t)})"
+        lines += _table_section(t, by_table[t], results_dir, out_dir,
+                                _summary_figures(t, by_table[t], results_dir, figures), aliases)
+    lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
+    other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
+    if other:
+        lines += ["## Records of unknown tables", ""] + [f"- `{run}`" for run in other] + [""]
+    lines += [f"Code versions of the runs (runs per version): {_versions(records)}.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+from .appendix import render_appendix  # noqa: E402  (the appendix uses the helpers above)
+
+
+def write_report(records_dir: str | os.PathLike = "results/records", out: str | os.PathLike = "REPORT.md",
+                 repo_root: str | os.PathLike | None = None, figures: bool = True, tables: bool = True) -> Path:
+    """Regenerate REPORT.md and <results>/APPENDIX.md entirely from the records (and benchmark files, if present).
+
+    Args:
+        records_dir: the records folder; its parent is the results folder (figures/, benchmarks/, tables/).
+        out: the report to write.
+        repo_root: what relative `records_dir` and `out` are relative to (default: this checkout).
+        figures: also write the summary figures `<results>/figures/report_<table>_{loss,metrics,chain}.png`.
+        tables: also write `<results>/tables/<table>.csv`, `provenance.csv` and `chains.csv`.
+    Returns:
+        The path of the report.
+    """
+    root = Path(repo_root) if repo_root is not None else REPO_ROOT
+    records_dir, out = root / records_dir, root / out
+    results_dir = records_dir.parent
+    records = read_records(records_dir) if records_dir.is_dir() else []
+    if tables:
+        write_tables(records, results_dir / "tables")
+    text_ = render_report(records, results_dir, out.parent, figures)
+    atomic_write_bytes(results_dir / "APPENDIX.md", render_appendix(records, results_dir, tables).encode())
+    atomic_write_bytes(out, text_.encode())
+    return out

@@ -1,0 +1,122 @@
+"""What `replicate.py` prints when it has run experiments (`make quickstart` ends with it): per experiment the
+headline metrics with their calibration points, a verdict in words, and the paths of the sample grid, the
+record and the REPORT.md section; then which committed files under results/ the run rewrote, and how to
+restore them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .tables import class_shares, count, figure_path, profile_note, top_class
+
+CONTEXT = ("classifier_test_accuracy",)
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def modified_tracked(repo: Path, paths: tuple[str, ...] = ("results", "REPORT.md")) -> set[str] | None:
+    """Tracked files under `paths` that differ from the last commit (None outside a git checkout)."""
+    out = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", *paths)
+    return None if out is None else {line[3:] for line in out.splitlines() if line.strip()}
+
+
+def _rel(path: Path, repo: Path) -> str:
+    try:
+        return path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _verdict(r: dict, metrics: dict[str, dict]) -> str:
+    """A verdict in words from the record's metrics and their calibration points."""
+    words = []
+    fd = metrics.get("FD_classifier")
+    cal = {k.split(": ", 1)[-1].rstrip("]"): m["value"] for k, m in metrics.items() if k.startswith("FD_classifier[")}
+    if fd and {"real train images", "3x3 box-blurred real", "uniform noise"} <= set(cal):
+        v = fd["value"]
+        if v <= 2 * cal["real train images"]:
+            words.append("the jumps are as close to real images as real images are (classifier features)")
+        elif v <= cal["3x3 box-blurred real"]:
+            words.append("the jumps lie between real and 3x3-blurred real images (classifier features)")
+        elif v < cal["uniform noise"]:
+            words.append("the jumps are further from real images than blurred real images, but closer than uniform "
+                         "noise (classifier features)")
+        else:
+            words.append("the jumps are no closer to real images than uniform noise (classifier features)")
+    shares = class_shares(r)
+    if shares:
+        name, share = max(shares, key=lambda s: s[1])
+        if share > 2 / len(shares):
+            words.append(f"they over-represent {name} ({100 * share:.0f}% of jumps; real data: {100 / len(shares):.0f}%)")
+        else:
+            words.append(f"they spread over the classes (largest: {name}, {100 * share:.0f}%)")
+    ed, floor = metrics.get("energy_distance"), metrics.get("energy_distance[calibration: exact vs exact]")
+    if ed and floor:
+        ratio = ed["value"] / max(floor["value"], 1e-12)
+        words.append(f"energy distance to the true mixture is {ratio:.1f}x the exact-vs-exact floor"
+                     + (" (close to exact)" if ratio < 3 else ""))
+    note = profile_note(r.get("profile"))
+    if note:
+        words.append(f"not comparable to the paper ({note.split(':')[0]})")
+    return "; ".join(words) or "no metric to judge from (see the record)"
+
+
+def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, report: Path) -> list[str]:
+    """Lines to print for finished runs [(run name, table, report anchor)]."""
+    lines = []
+    for run, table, anchor in runs:
+        path = results / "records" / f"{run}.json"
+        if not path.is_file():
+            lines.append(f"== {run}: no record (the score stage did not finish)")
+            continue
+        r = json.loads(path.read_text())
+        t, c = r.get("train") or {}, r.get("chain") or {}
+        model = (r.get("config") or {}).get("model") or {}
+        ok = {m["metric"]: m for m in r.get("metrics") or [] if m.get("status") == "ok" and m.get("value") is not None}
+        lines += [f"== {r['experiment']} [{r['profile']}] sigma={model.get('sigma')} M={model.get('M')}: "
+                  f"{count(t.get('n_params'))} parameters, {t.get('steps', 0):,} training steps, "
+                  f"{c.get('steps', 0):,} walk steps -> {c.get('n_jumps', 0):,} jumps"]
+        order = ["FID", "FD_classifier", "class_coverage", "denoise_mse", "energy_distance"]
+        for name, m in sorted(ok.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
+            if m.get("calibration") or name in CONTEXT:
+                continue
+            cal = [f"{k.split(': ', 1)[-1].rstrip(']')} {v['value']:.4g}" for k, v in ok.items()
+                   if k.startswith(name + "[") and v.get("calibration")]
+            at = f" at n = {m['n']:,}" if isinstance(m.get("n"), int) else ""
+            ref = f"  ({m['reference']})" if m.get("reference") and not cal and "NOT FID" not in name else ""
+            lines.append(f"   {name} {m['value']:.4g}{at}" + (f"  (calibration: {', '.join(cal)})" if cal else ref))
+        missing = sorted({m["metric"] for m in r.get("metrics") or [] if m.get("status") != "ok"})
+        for name in missing:
+            reason = next((m.get("reason") for m in r["metrics"] if m["metric"] == name and m.get("reason")), "")
+            lines.append(f"   {name}: not computed ({(reason or '').split(';')[0]})")
+        if top_class(r):
+            lines.append(f"   top class: {top_class(r)} of the jumps")
+        lines.append(f"   verdict: {_verdict(r, ok)}")
+        for kind, rel in sorted((r.get("figures") or {}).items()):
+            lines.append(f"   {kind}: {_rel(figure_path(results, rel), repo)}")
+        lines.append(f"   record: {_rel(path, repo)}")
+        lines.append(f"   report: {_rel(report, repo)}#{anchor}")
+    return lines
+
+
+def rewritten_lines(before: set[str] | None, after: set[str] | None, repo: Path) -> list[str]:
+    """The committed files this run rewrote (tracked, unchanged before the run, changed after), and how to restore."""
+    if before is None or after is None:
+        return []
+    changed = sorted(after - before)
+    if not changed:
+        return ["No committed file was rewritten."]
+    shown = changed[:8] + ([f"... and {len(changed) - 8} more"] if len(changed) > 8 else [])
+    return (["This run rewrote committed files (their committed versions stay in git):"]
+            + [f"   {p}" for p in shown]
+            + ["   review: git diff --stat -- results REPORT.md",
+               "   restore: git checkout -- " + (" ".join(changed) if len(changed) <= 4 else "results REPORT.md"),
+               "   keep runs apart from the committed records: --results DIR (writes DIR/records and DIR/REPORT.md)"])

@@ -1,0 +1,48 @@
+"""Model files of the train stage: build the scheme of a ModelSpec, save it with its config key, load it back."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..core.nets import build_net
+from ..core.schemes import SCHEMES, _Scheme
+from ..data.storage import load_checked, save_checked
+from ..errors import NotImplementedYet, UsageError
+from .experiments import ModelSpec
+
+_WIDTH_ARG = {"u2net": "width_factor", "small_unet": "width", "mlp": "hidden"}
+
+
+def build_model(spec: ModelSpec, data_shape: tuple[int, ...]) -> _Scheme:
+    """The scheme of an experiments.ModelSpec for data of shape (C, H, W) or (d,); in/out channels = M * C."""
+    if spec.scheme not in SCHEMES:
+        raise NotImplementedYet(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
+                                f"implemented: {sorted(SCHEMES)}")
+    ybar = spec.parametrization == "ybar"
+    channels = data_shape[0] if ybar else spec.M * data_shape[0]
+    net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width})
+    kwargs = {"sigmoid": spec.sigmoid, "parametrization": spec.parametrization} if spec.scheme == "mdae" else {}
+    return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std, **kwargs)
+
+
+def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:
+    """The trained model file: weights (and EMA weights), the model spec and the train-stage key."""
+    save_checked({"state_dict": scheme.state_dict(), "ema_state_dict": ema.state_dict() if ema is not None else None,
+                  "spec": spec_dict, "key": key, "meta": meta or {}}, path)
+
+
+def load_model(path, data_shape: tuple[int, ...], use_ema: bool = False, expect_key: str | None = None,
+               spec: ModelSpec | None = None) -> _Scheme:
+    """Rebuild and load a model written by save_model; refuse one trained under another config.
+
+    `spec` (a ModelSpec) builds the scheme with the caller's (sigma, M) instead of the trained ones; this is
+    how a ybar model trained at sigma_eff serves every (sigma, M) with sigma/sqrt(M) = sigma_eff.
+    """
+    blob = load_checked(path)
+    if expect_key is not None and blob["key"] != expect_key:
+        raise UsageError(f"{path} was trained under another configuration (key {blob['key'][:12]} != "
+                         f"{expect_key[:12]}): retrain it (--force train) or point to the matching run folder")
+    scheme = build_model(spec if spec is not None else ModelSpec(**blob["spec"]), data_shape)
+    weights = blob["ema_state_dict"] if use_ema and blob["ema_state_dict"] is not None else blob["state_dict"]
+    scheme.load_state_dict(weights)
+    return scheme.eval()

@@ -1,0 +1,1 @@
+"""Training: resumable, deterministic Adam training of a scheme on a data tensor."""
