@@ -17,12 +17,17 @@ from .tables import (config_hash, count, is_fid, missing_paper_reason, not_fid_f
 # the context metrics are stated once per table instead.
 METRIC_COLUMNS = {
     "FID|legacy_tensorflow": "FID (legacy TF)", "FID|clean": "FID (clean)", "FID|": "FID",
-    "FD_classifier|": "FD classifier", "class_coverage|": "classes ≥ 2%", "denoise_mse|": "denoise MSE",
+    "FD_classifier (1,000 thinned)|": "FD classifier (1,000 thinned)", "FD_classifier|": "FD classifier",
+    "class_coverage|": "classes ≥ 2%", "mean_pixel[first 10% of jumps]|": "mean pixel, first 10%",
+    "mean_pixel[last 10% of jumps]|": "mean pixel, last 10%", "denoise_mse|": "denoise MSE",
     "denoise_FD_classifier|": "denoise FD", "mode_weight_tv|": "mode TV", "modes_visited|": "modes",
     "on_manifold_fraction|": "on manifold", "energy_distance|": "energy distance",
     "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
 }
-CONTEXT_METRICS = ("classifier_test_accuracy",)
+# Stated elsewhere (the samples paragraph, the appendix CSV) rather than as columns.
+CONTEXT_METRICS = ("classifier_test_accuracy", "class_coverage (1,000 thinned)", "top_class_share",
+                   "top_class_share (1,000 thinned)", "class_shares_tv[first 10% of jumps vs data]",
+                   "class_shares_tv[last 10% of jumps vs data]")
 MAX_COLUMNS = 12
 
 

@@ -79,9 +79,11 @@ def _scoreboard_lines(records: list[dict]) -> list[str]:
         "section": ", ".join(f"[{t}](#{anchor(t)})" for t in dict.fromkeys(r["tables"])),
     } for r in rows])
     return [to_markdown(df), "",
-            "Verdicts are computed from the records by the rules in `replication/report_claims.py` (a chain is stable "
-            "when it stays finite and the mean of its jumps moves less than 5% between its first and last 10%; an FID "
-            "reproduces within 10%). Paper targets come from `replication/paper.py`.", ""]
+            "Verdicts are computed from the records by the rules in `replication/report/scoreboard.py` (a chain is stable "
+            "when it stays finite, the mean pixel of its jumps moves by at most 0.02 between its first and last 10% and, "
+            "where recorded, their class shares differ by at most 0.10 in total variation; it is on the data when both "
+            "windows are also within 0.02 of the data's mean pixel and no class holds over 25%; an FID reproduces "
+            "within 10%). Paper targets come from `replication/runs/paper.py`.", ""]
 
 
 def _scale_gap(records: list[dict]) -> list[str]:
