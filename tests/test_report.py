@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from replication.evaluation import images
-from replication.report import appendix, headline as report_headline, render, scoreboard, tables as report_tables
+from replication.evaluation import images as sample_images
+from replication.report import appendix as report_appendix
+from replication.report import headline as report_headline
+from replication.report import render, scoreboard
+from replication.report import tables as report_tables
 from replication.runs import paper, provenance
 from replication.cli import main
 
@@ -124,7 +127,7 @@ def test_committed_report_regenerates_byte_for_byte():
     records = report_tables.read_records(REPO / "results/records")
     text = render.render_report(records, REPO / "results", REPO, figures=False)
     assert text == (REPO / "REPORT.md").read_text(), "run `python replicate.py --report` and commit REPORT.md"
-    appendix = appendix.render_appendix(records, REPO / "results", tables=False)
+    appendix = report_appendix.render_appendix(records, REPO / "results", tables=False)
     assert appendix == (REPO / "results/APPENDIX.md").read_text()
     check_front_page(text)
 
@@ -272,7 +275,7 @@ def test_sample_grid_is_upscaled_and_small(tmp_path, shape, dtype, limit_kb, sid
 
     images = _smooth_images(*shape)
     images = images.float() / 255 if dtype == torch.float32 else images
-    path = images.sample_grid(images, tmp_path / "grid.png")
+    path = sample_images.sample_grid(images, tmp_path / "grid.png")
     assert path.stat().st_size < limit_kb * 1024
     assert max(Image.open(path).size) == side  # 10x10 grid of 28x28 (or 32x32) images at 2x; FFHQ capped
 
@@ -280,7 +283,7 @@ def test_sample_grid_is_upscaled_and_small(tmp_path, shape, dtype, limit_kb, sid
 def test_chain_strip_is_one_row(tmp_path):
     from PIL import Image
 
-    path = images.chain_strip(_smooth_images(50, 1, 28), tmp_path / "strip.png", n=20)
+    path = sample_images.chain_strip(_smooth_images(50, 1, 28), tmp_path / "strip.png", n=20)
     assert Image.open(path).size == (2 * (20 * 30 + 2), 2 * 32) and path.stat().st_size < 40 * 1024
 
 

@@ -30,7 +30,8 @@ import torch
 
 from replication.cli import main, parse_args
 from replication.data.storage import atomic_write_json, load_checked
-from replication.pipeline import executors, ledger, submit
+from replication.pipeline import executors, submit
+from replication.pipeline import ledger as job_ledger
 from replication.pipeline.chain import read_shards
 from replication.pipeline.clusters import Resources
 from replication.pipeline.stages import ChainStage, TrainStage
@@ -75,7 +76,7 @@ def slurm_env(job_env, tmp_path):
     """As job_env; afterwards cancel whatever a failed test left queued or running."""
     yield
     for ledger in tmp_path.rglob("jobs.jsonl"):
-        ledger.cancel_jobs(ledger.parent)
+        job_ledger.cancel_jobs(ledger.parent)
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +131,9 @@ def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, c
     rd = run_dir(e, res)
 
     # Job ids in the run folder; their states come from squeue, then the result pickles there.
-    ledger = ledger.read_ledger(rd)
+    ledger = job_ledger.read_ledger(rd)
     assert [x["stage"] for x in ledger] == list(STAGES) and {x["launcher"] for x in ledger} == {"slurm"}
-    assert {s: st.state for s, st in ledger.job_states(rd).items()} == {s: "done" for s in STAGES}
+    assert {s: st.state for s, st in job_ledger.job_states(rd).items()} == {s: "done" for s in STAGES}
     for x in ledger:  # each job ran the code snapshot, after its predecessor (afterok)
         script = Path(x["folder"], f"{x['job_id']}_submission.sh").read_text()
         assert f"export PYTHONPATH={rd / 'submitit' / 'code'}" in script and " -P -u -m submitit" in script
@@ -151,7 +152,7 @@ def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, c
     assert main([*SMOKE, "--results", str(res), *SLURM, "--wait"]) == 0
     out = capsys.readouterr().out
     assert "nothing to do" in out and "submitted" not in out
-    assert len(ledger.read_ledger(rd)) == len(STAGES)
+    assert len(job_ledger.read_ledger(rd)) == len(STAGES)
     print(f"slurm smoke pipeline with --wait: {took:.0f} s")
 
 
@@ -163,22 +164,22 @@ def test_slurm_rerun_while_queued_submits_nothing_and_cancel(tmp_path, slurm_env
     rd = run_dir(e, res)
     assert main([*SMOKE, "--results", str(res), *SLURM]) == 0
     capsys.readouterr()
-    ledger = ledger.read_ledger(rd)
+    ledger = job_ledger.read_ledger(rd)
     ids = [x["job_id"] for x in ledger]
     assert [x["stage"] for x in ledger] == list(STAGES)
-    assert all(st.active for st in ledger.job_states(rd).values())  # the last 3 wait for afterok at least
+    assert all(st.active for st in job_ledger.job_states(rd).values())  # the last 3 wait for afterok at least
 
     assert main([*SMOKE, "--results", str(res), *SLURM]) == 0
     out = capsys.readouterr().out
     assert "submitted SLURM job" not in out and out.count("not resubmitted") >= len(STAGES) - 1, out
-    assert ledger.read_ledger(rd) == ledger
+    assert job_ledger.read_ledger(rd) == ledger
 
     assert main([*SMOKE, "--results", str(res), "--cancel"]) == 0
     out = capsys.readouterr().out
     cancelled = [i for i in ids if f"'{i}'" in out]
     assert len(cancelled) >= len(STAGES) - 1, out  # train may have finished in the meantime
-    _until(lambda: not any(st.active for st in ledger.job_states(rd).values()), 60, "the jobs to leave the queue")
-    states = ledger.job_states(rd)
+    _until(lambda: not any(st.active for st in job_ledger.job_states(rd).values()), 60, "the jobs to leave the queue")
+    states = job_ledger.job_states(rd)
     assert all(states[s].state == "failed" and "CANCELLED" in states[s].detail for s in STAGES[1:]), states
     squeue = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True, timeout=30)
     assert not any(state in squeue.stdout for state in ("PENDING", "RUNNING")), squeue.stdout
@@ -202,7 +203,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     chain = rd / "chain" / "run"
 
     def checkpointed():
-        st = ledger.job_states(rd)["chain"]
+        st = job_ledger.job_states(rd)["chain"]
         assert st.state != "done", "the chain finished before it could be interrupted: make it longer"
         return sorted((chain / "state").glob("step_*.pt"))
 
@@ -214,7 +215,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     ChainStage(e.to_dict(), str(inline_smoke), None, "cpu", False)()
 
     def finished():
-        st = ledger.job_states(rd)["chain"]
+        st = job_ledger.job_states(rd)["chain"]
         assert st.state != "failed", f"the requeued chain was reported failed: {st}"  # also while requeued
         return st.state == "done"
 
@@ -224,7 +225,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     attempts = [json.loads(line) for line in (chain / "attempts.jsonl").read_text().splitlines()]
     assert len(attempts) >= 2 and attempts[0]["start_step"] == 0 and attempts[-1]["start_step"] > 0, attempts
     assert {a["job_id"] for a in attempts} == {job_id}  # requeued, not resubmitted
-    assert [x["job_id"] for x in ledger.read_ledger(rd)] == [job_id]
+    assert [x["job_id"] for x in job_ledger.read_ledger(rd)] == [job_id]
     _assert_same_chain(run_dir(e, inline_smoke) / "chain" / "run", chain)
 
 
@@ -241,7 +242,7 @@ def test_slurm_failed_stage_is_reported_with_its_log(tmp_path, inline_smoke, slu
     rd = run_dir(e, res)
 
     def settled():
-        states = ledger.job_states(rd)
+        states = job_ledger.job_states(rd)
         return states["chain"].state == "failed" and not any(st.active for st in states.values()) and states
 
     states = _until(settled, JOB_WAIT_S, "the chain job to fail")
@@ -268,11 +269,11 @@ def test_wait_reports_only_failures_of_the_awaited_stages(tmp_path):
     e = _smoke()
     rd = run_dir(e, tmp_path)
     ex = executors.make_executor("inline", rd / "submitit", Resources())
-    ledger.record_job(rd, "chain", ex.submit(_boom))
+    job_ledger.record_job(rd, "chain", ex.submit(_boom))
     atomic_write_json(stage_dir(e, "chain", tmp_path) / "DONE.json", {"key": stage_key(e, "chain")})
     with pytest.raises(TimeoutError):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=0.3)
-    ledger.record_job(rd, "export", ex.submit(_boom))
+    job_ledger.record_job(rd, "export", ex.submit(_boom))
     with pytest.raises(RuntimeError, match="stage export failed"):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=5)
 
@@ -300,8 +301,8 @@ def test_ddp_two_gloo_processes_via_submitit_match_one_process(tmp_path, inline_
     ex = executors.make_executor(launcher, tmp_path / "jobs", Resources(name="ddp", tasks_per_node=2, timeout_min=5),
                               "local" if launcher == "slurm" else None)
     job = ex.submit(TrainStage(e.to_dict(), str(tmp_path), None, "cpu", False))
-    ledger.record_job(tmp_path, "train", job)  # so that slurm_env cancels it if the test fails
-    outs = ledger.wait_result(job, timeout_s=JOB_WAIT_S, poll_s=0.5)
+    job_ledger.record_job(tmp_path, "train", job)  # so that slurm_env cancels it if the test fails
+    outs = job_ledger.wait_result(job, timeout_s=JOB_WAIT_S, poll_s=0.5)
     assert len(outs) == 2 and outs[1] == {"rank": 1, "final_loss": outs[1]["final_loss"]}
     assert outs[0]["summary"]["steps"] == e.train.steps
 
