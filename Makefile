@@ -20,7 +20,7 @@ data:
 slurm:
 	@bash slurm/local-cluster.sh start || echo "SLURM not started: the tests marked 'slurm' will be skipped"
 
-QUICKSTART := --table fashion-mnist --profile cpu --set chain.steps=30000 --results results/local
+QUICKSTART := --table fashion-mnist --profile cpu --set chain.steps=30000 --results results/local --threads 1
 
 quickstart: $(VENV)/.installed data
 	$(PY) replicate.py $(QUICKSTART) $(if $(RETRAIN),--retrain)
