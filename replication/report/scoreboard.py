@@ -75,8 +75,9 @@ def _stable_1m(claim, records):
         verdict = (f"partly: stable and on the data on {', '.join(sorted({r['table'] for r in long}))} (small nets); "
                    f"MNIST/CIFAR-10 {NOT_RUN.removeprefix('not run: ')}")
     elif long and any(stable(r) for r in long):
-        verdict = (f"partly: finite and stationary on {', '.join(sorted({r['table'] for r in long if stable(r)}))} "
-                   f"(small nets), but not on the data (mean pixel or class shares off); MNIST/CIFAR-10 "
+        still = ", ".join(f"{r['table']} {r['profile']}" for r in long if stable(r))
+        verdict = (f"partly: {sum(stable(r) for r in long)} of {len(long)} 1M-step chains stationary ({still}; small "
+                   f"nets), none on the data (mean pixel or class shares off); MNIST/CIFAR-10 "
                    f"{NOT_RUN.removeprefix('not run: ')}")
     elif long:
         verdict = "not reproduced: a 1M-step chain drifted or diverged"
