@@ -48,7 +48,8 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     from ..evaluation.assets import AssetsNotStaged
     from ..evaluation.images import chain_strip, sample_grid
 
-    samples = read_shards(rd / "chain" / "run", ("images",))["images"]  # (n_jumps, chains, C, H, W)
+    shards = read_shards(rd / "chain" / "run", ("images", "step"))  # read once: images (n_jumps, chains, C, H, W)
+    samples = shards["images"]
     flat = samples.reshape(-1, *samples.shape[2:])
     n = len(flat)
     png = rd / "export" / "png"
@@ -77,12 +78,12 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     metrics.append(_metric(rec["metric"], rec["value"], mode="legacy_tensorflow", n=n,
                            reference=f"{n} training images", extractor="test-proj16"))
 
-    thinned = _thinned(rd, THINNED_N)
+    thinned = _thinned(shards, THINNED_N)
     if e.score.classifier:
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
         metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
                                        suffix=f" ({len(thinned['images']):,} thinned)")
-        metrics += _stability_metrics(e, results, rd, test_x)
+        metrics += _stability_metrics(e, results, samples[:, 0], test_x)
     if e.score.denoise:
         metrics += _denoise_metrics(e, results, test_x, device)
 
@@ -122,9 +123,8 @@ def box_blur(images: torch.Tensor) -> torch.Tensor:
 THINNED_N = 1000  # jumps committed per chain and scored as "thinned" (issue 11 item 6)
 
 
-def _thinned(rd: Path, n: int) -> dict[str, np.ndarray]:
+def _thinned(d: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """n jumps of the first chain, evenly spaced over the whole recorded chain (jumps start after burn-in)."""
-    d = read_shards(rd / "chain" / "run", ("images", "step"))
     idx = np.unique(np.linspace(0, len(d["images"]) - 1, min(n, len(d["images"]))).round().astype(int))
     return {"images": d["images"][idx, 0], "step": d["step"][idx]}
 
@@ -141,14 +141,13 @@ def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
-def _stability_metrics(e: Experiment, results: Path, rd: Path, test_x: torch.Tensor) -> list[dict]:
+def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x: torch.Tensor) -> list[dict]:
     """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
-    from ..evaluation.classifier import load_classifier, predict
     from ..data.datasets import to_unit
+    from ..evaluation.classifier import load_classifier, predict
     from ..evaluation.metrics import class_histogram
 
     model, _ = load_classifier(classifier_path(e, results))
-    images = read_shards(rd / "chain" / "run", ("images",))["images"][:, 0]
     tenth = max(1, len(images) // 10)
     data = to_unit(test_x)
     data_shares = class_histogram(predict(model, data), 10)
