@@ -193,7 +193,9 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     """`scontrol requeue` kills the job as a preemption or node failure would (SIGTERM, which submitit ignores,
     then SIGKILL after KillWait=5 s, possibly mid-write); SLURM restarts it under the same id and the chain resumes
     from its newest checkpoint on disk."""
-    overrides = ("chain.steps=30000", "chain.ckpt_every=500")  # long enough that the requeue lands mid-chain under load
+    # Long enough that the requeued job cannot finish within KillWait (5 s) after SIGTERM, even on an idle machine
+    # (at 30,000 steps an idle machine finished the smoke chain inside that window: one attempt, no requeue).
+    overrides = ("chain.steps=150000", "chain.ckpt_every=500")
     e = _smoke(*overrides)
     res = tmp_path / "slurm"
     _copy_model(e, inline_smoke, res)
