@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import ReplicationError, UsageError
+from .pipeline.chain import COMPILE_ENV
 from .pipeline.executors import LAUNCHERS
 from .pipeline.stages import STAGE_CLASSES
 from .report.run_summary import modified_tracked, rewritten_lines, summarize
@@ -53,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stage-assets", action="store_true", help="download clean-fid's Inception weights and statistics (needs internet)")
     p.add_argument("--assets", default=None, help="assets folder (default assets/ or $REPLICATION_ASSETS)")
     p.add_argument("--download", metavar="DATASET", help="download a dataset with torchvision (users' machines)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the net for the chain's walk (about 0.8x the step time on CPU; same statistics, "
+                        "not bit-identical to an eager chain)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; use 1 on a machine shared with other jobs)")
     p.add_argument("--no-progress", action="store_true")
@@ -106,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by local/submitit subprocesses
         torch.set_num_threads(args.threads)
+    if args.compile:
+        os.environ[COMPILE_ENV] = "1"  # read by the chain stage, here or in local/submitit subprocesses
     if args.report:
         from .report.render import write_report
 

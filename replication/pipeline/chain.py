@@ -45,6 +45,7 @@ from ..runs.experiments import Experiment, from_dict
 from ..runs.models import load_model
 
 KEEP_STATES = 2
+COMPILE_ENV = "REPLICATION_COMPILE"  # "1": torch.compile the net for the walk (replicate.py --compile)
 CKPT_SECS = 600.0  # also checkpoint at the next boundary after this much wall time (bounds loss on node failure)
 LOCK_WAIT_S = 300.0  # a second process on the same folder waits this long for the first to exit
 
@@ -116,6 +117,11 @@ class ChainJob(submitit.helpers.Checkpointable):
         device = torch.device(self.device)
         scheme = load_model(self.model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model,
                             expect_key=e.key("dataset", "model", "train")).to(device)
+        if os.environ.get(COMPILE_ENV) == "1":
+            # An execution setting like the device or the thread count: not in the run's key. About 0.82x the
+            # eager walk step on CPU (benchmarks/cpu_speed.py); scores agree to ~4e-6, so a chain resumed with
+            # another setting continues statistically, not bit-exactly (docs/on-disk.md §4.2).
+            scheme.net = torch.compile(scheme.net, dynamic=False)
         classify = self._classifier()
         state, state_path = self._load_state(out, key)  # refuses another config's folder before touching it
         (out / "FAILED.json").unlink(missing_ok=True)
