@@ -145,7 +145,7 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
     """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
     from ..data.datasets import to_unit
     from ..evaluation.classifier import load_classifier, predict
-    from ..evaluation.metrics import class_histogram
+    from ..evaluation.metrics import class_histogram, iat_sokal
 
     model, _ = load_classifier(classifier_path(e, results))
     tenth = max(1, len(images) // 10)
@@ -153,11 +153,18 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
     data_shares = class_histogram(predict(model, data), 10)
     out = [_metric("mean_pixel[data: test images]", data.mean(), n=len(data), reference="held-out test split",
                    calibration=True)]
+    # How many independent jumps a window is worth: n / tau, tau the integrated autocorrelation time of the
+    # per-jump mean pixel over the whole chain; mcse: the Monte Carlo standard error of the window's mean pixel.
+    series = images.reshape(len(images), -1).mean(1) / 255.0
+    tau = max(1.0, iat_sokal(series)[0]) if len(series) > 10 else 1.0
     shares = {}
     for name, part in (("first 10%", images[:tenth]), ("last 10%", images[-tenth:])):
         x = to_unit(torch.from_numpy(part))
         shares[name] = class_histogram(predict(model, x), 10)
-        out.append(_metric(f"mean_pixel[{name} of jumps]", x.mean(), n=len(x), reference="the chain's own jumps"))
+        window = series[:tenth] if name == "first 10%" else series[-tenth:]
+        ess = len(window) / tau
+        out.append(_metric(f"mean_pixel[{name} of jumps]", x.mean(), n=len(x), reference="the chain's own jumps",
+                           ess=round(ess, 1), mcse=float(window.std() / np.sqrt(ess))))
         out.append(_metric(f"class_shares_tv[{name} of jumps vs data]", 0.5 * np.abs(shares[name] - data_shares).sum(),
                            n=len(x), reference="classifier labels of the test split", histogram=shares[name].tolist()))
     out.append(_metric("class_shares_tv[first vs last 10% of jumps]",

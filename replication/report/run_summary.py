@@ -91,6 +91,8 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
             cal = [f"{k.split(': ', 1)[-1].rstrip(']')} {v['value']:.4g}" for k, v in ok.items()
                    if k.startswith(name + "[") and v.get("calibration")]
             at = f" at n = {m['n']:,}" if isinstance(m.get("n"), int) else ""
+            if m.get("mcse") is not None:  # a chain window: its Monte Carlo error and effective sample size
+                at = f" +- {m['mcse']:.2g}{at}, about {m['ess']:,.0f} effective"
             ref = f"  ({m['reference']})" if m.get("reference") and not cal and "NOT FID" not in name else ""
             lines.append(f"   {name} {m['value']:.4g}{at}" + (f"  (calibration: {', '.join(cal)})" if cal else ref))
         missing = sorted({m["metric"] for m in r.get("metrics") or [] if m.get("status") != "ok"})
