@@ -150,3 +150,23 @@ def test_classifier_fashion_mnist(tmp_path):
     torch.manual_seed(456)
     b = C.train_classifier(x[:500], y[:500], seed=3, epochs=1, widths=(4, 8), hidden=16)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_window_stats_closed_forms(tmp_path):
+    """A chain that spends its first half in class 0 and its second in class 1: every window's TV to the whole
+    chain is 1/2; an i.i.d. chain's is about sqrt((K - 1) / (2 pi n)) per window of n jumps."""
+    from replication.evaluation.traces import trace_figure, window_stats
+
+    labels = np.repeat([0, 1], 500)
+    means = np.repeat([0.1, 0.4], 500)
+    s = window_stats(labels, means, n_windows=20)
+    assert s["tv_mean"] == pytest.approx(0.5)
+    np.testing.assert_allclose(s["mean_pixel"], np.repeat([0.1, 0.4], 10))
+    np.testing.assert_allclose(s["shares"][:10, 0], 1.0)
+    rng = np.random.default_rng(0)
+    iid = window_stats(rng.integers(0, 10, 20 * 2000), rng.random(20 * 2000), n_windows=20)
+    assert iid["tv_mean"] == pytest.approx(np.sqrt(9 / (2 * np.pi * 2000)), rel=0.15)
+    path = trace_figure(s, np.arange(20, 20 * 1001, 20), ("a", "b"), tmp_path / "t.png", data_mean_pixel=0.3)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="need >= 20 jumps"):
+        window_stats(labels[:5], means[:5])

@@ -29,6 +29,13 @@ from torch.nn import functional as F
 from ..data.datasets import epoch_permutation, to_unit
 from ..data.storage import load_checked, save_checked
 
+CLASS_NAMES = {  # the datasets' label names, in label order
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "mnist": tuple(str(d) for d in range(10)),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+
 # Fast setting for tests: ~80% Fashion-MNIST test accuracy from 5k training images in ~2 s.
 FAST = dict(epochs=2, widths=(16, 32), hidden=64, batch_size=64, lr=3e-3)
 

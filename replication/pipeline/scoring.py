@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
 from .chain import read_shards
+
 
 def _metric(metric, value, *, mode=None, n=None, reference=None, status="ok", reason=None, **extra) -> dict:
     return {"metric": metric, "value": None if value is None else float(value), "mode": mode, "n": n,
@@ -48,7 +50,8 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     from ..evaluation.assets import AssetsNotStaged
     from ..evaluation.images import chain_strip, sample_grid
 
-    shards = read_shards(rd / "chain" / "run", ("images", "step"))  # read once: images (n_jumps, chains, C, H, W)
+    # read once: images (n_jumps, chains, C, H, W), and the chain-time labels and mean pixel where recorded
+    shards = read_shards(rd / "chain" / "run", ("images", "step", "label", "mean"))
     samples = shards["images"]
     flat = samples.reshape(-1, *samples.shape[2:])
     n = len(flat)
@@ -95,7 +98,27 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     strip = _figure_path(results, e, "strip")
     chain_strip(torch.from_numpy(samples[-20:, 0]), strip, n=20)
     figures["strip"] = _rel(strip, results)
+    if "label" in shards and len(shards["label"]) >= N_WINDOWS:
+        metrics.append(_trace(e, results, shards, test_x, figures))
     return metrics, figures
+
+
+def _trace(e: Experiment, results: Path, shards: dict, test_x: torch.Tensor | None, figures: dict) -> dict:
+    """Class shares and mean pixel in 20 windows along the chain (evaluation/traces.py): metastability at a glance."""
+    from ..data.datasets import to_unit
+    from ..evaluation.classifier import CLASS_NAMES
+    from ..evaluation.traces import trace_figure, window_stats
+
+    stats = window_stats(shards["label"][:, 0], shards["mean"][:, 0])
+    path = _figure_path(results, e, "trace")
+    data_mean = float(to_unit(test_x).mean()) if test_x is not None else None
+    trace_figure(stats, shards["step"], CLASS_NAMES.get(e.dataset, ()), path, data_mean_pixel=data_mean)
+    figures["trace"] = _rel(path, results)
+    n_window = len(shards["label"]) // N_WINDOWS
+    return _metric(f"class_shares_tv[{N_WINDOWS} windows vs whole chain, mean]", stats["tv_mean"], n=n_window,
+                   reference="the chain's own class shares",
+                   window_shares=np.round(stats["shares"], 4).tolist(),
+                   window_mean_pixel=np.round(stats["mean_pixel"], 4).tolist())
 
 
 def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:

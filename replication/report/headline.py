@@ -23,6 +23,7 @@ METRIC_COLUMNS = {
     "denoise_FD_classifier|": "denoise FD", "mode_weight_tv|": "mode TV", "modes_visited|": "modes",
     "on_manifold_fraction|": "on manifold", "energy_distance|": "energy distance",
     "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
+    "class_shares_tv[20 windows vs whole chain, mean]|": "class-share TV, 5% windows vs chain",
 }
 # Stated elsewhere (the samples paragraph, the appendix CSV) rather than as columns.
 CONTEXT_METRICS = ("classifier_test_accuracy", "class_coverage (1,000 thinned)", "top_class_share",

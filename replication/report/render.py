@@ -162,7 +162,8 @@ def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases
                      if len(ranked) > 5 else f". Class shares: {shares_text(r)}")
         lines.append(head + ".")
         for kind, rel in sorted(figs.items()):
-            label = {"grid": "sample grid (jumps spread over the chain)", "strip": "consecutive jumps of one chain"}.get(kind, kind)
+            label = {"grid": "sample grid (jumps spread over the chain)", "strip": "consecutive jumps of one chain",
+                     "trace": "class shares and mean pixel along the chain"}.get(kind, kind)
             img = _image(figure_path(results_dir, rel), f"{r['run']} {kind}", out_dir)
             lines.append(f"  {label}:<br>{img}")
     return lines

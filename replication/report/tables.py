@@ -30,16 +30,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.storage import atomic_write_bytes
+from ..evaluation.classifier import CLASS_NAMES
 from ..runs import experiments, paper
 
 PAPER_FID_MODES = (None, "legacy_tensorflow")  # the paper's FID is compared in legacy-TF mode only
 DATA_NEEDS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256", "fashion-mnist": "Fashion-MNIST"}
-CLASS_NAMES = {
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
-    "mnist": tuple(str(d) for d in range(10)),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
 COLUMNS = [  # results_table: the full tidy table, one row per (run, metric); written as CSV, not shown in REPORT.md
     "experiment", "sigma", "M", "chain steps", "samples", "metric", "mode", "n", "reference", "reproduced",
     "paper", "difference", "profile", "hardware", "wall time (train+chain)", "code version",
