@@ -43,7 +43,7 @@ def trace_figure(stats: dict, steps: np.ndarray, names: tuple[str, ...], path: s
     steps = np.asarray(steps).ravel()
     mid = np.array([steps[min(len(steps) - 1, (a + b) // 2)] for a, b in zip(edges[:-1], edges[1:])], dtype=float)
     width = 0.9 * (mid[1] - mid[0]) if len(mid) > 1 else 1.0
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=(10, 3.2))
     colors = plt.get_cmap("tab10").colors
     bottom = np.zeros(len(mid))
     for k in range(shares.shape[1]):
@@ -60,10 +60,10 @@ def trace_figure(stats: dict, steps: np.ndarray, names: tuple[str, ...], path: s
     right.set_ylabel("mean pixel")
     right.set_ylim(0, max(0.5, float(np.max(stats["mean_pixel"])) * 1.1))
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.82, 0.5), fontsize=7, frameon=False)
     ax.set_title(f"class shares along the chain ({len(mid)} windows; mean TV to the whole chain {stats['tv_mean']:.2f})",
                  fontsize=9)
-    fig.subplots_adjust(left=0.07, right=0.78, bottom=0.16)
+    fig.subplots_adjust(left=0.07, right=0.75, bottom=0.16)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
