@@ -84,8 +84,9 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     thinned = _thinned(shards, THINNED_N)
     if e.score.classifier:
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
-        metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
-                                       suffix=f" ({len(thinned['images']):,} thinned)")
+        if n > THINNED_N:  # with fewer jumps the thinned set is all of them: the metrics above
+            metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
+                                           suffix=f" ({len(thinned['images']):,} thinned)")
         metrics += _stability_metrics(e, results, samples[:, 0], test_x)
     if e.score.denoise:
         metrics += _denoise_metrics(e, results, test_x, device)

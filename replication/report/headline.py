@@ -185,11 +185,9 @@ def calibration_notes(records: list[dict], table: str) -> list[str]:
         vals = []
         for n, gn in g.groupby(g["n"].fillna(-1), sort=True):
             at = f" (n = {int(n):,})" if n >= 0 else ""
-            if gn["value"].round(6).nunique() == 1:
-                vals.append(f"{gn['value'].iloc[0]:.4g}{at}")
-            else:
-                vals += [f"{v:.4g} ({e}{', n = ' + format(int(n), ',') if n >= 0 else ''})"
-                         for e, v in sorted(zip(gn["experiment"], gn["value"]))]
+            # distinct values at this n (runs scored with different classifier versions); per run: tables/*.csv
+            distinct = sorted({float(f"{v:.4g}") for v in gn["value"]})
+            vals.append(" / ".join(f"{v:.4g}" for v in distinct) + at)
         lines.append(f"{name.replace('[calibration: ', ' of ').rstrip(']')}: {', '.join(vals)}")
     for name in CONTEXT_METRICS:
         vals = sorted({float(v) for v in df[(df["metric"] == name) & (df["status"] == "ok")]["value"]})

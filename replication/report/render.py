@@ -141,6 +141,9 @@ def _paper_lines(table: str) -> list[str]:
     return lines + [f"- \"{text_}\" — {source}." for t, text_, source in paper.PAPER_CLAIMS if t == table]
 
 
+SAMPLE_FIGURES = ("grid", "strip", "trace")  # the score stage's per-run figures, in display order (legend: top)
+
+
 def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases: dict[str, str]) -> list[str]:
     lines = []
     for r in dedup(records)[0]:
@@ -161,11 +164,9 @@ def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases
                      + f"; the other {len(ranked) - 5} classes {100 * sum(v for _, v in ranked[5:]):.1f}% together"
                      if len(ranked) > 5 else f". Class shares: {shares_text(r)}")
         lines.append(head + ".")
-        for kind, rel in sorted(figs.items()):
-            label = {"grid": "sample grid (jumps spread over the chain)", "strip": "consecutive jumps of one chain",
-                     "trace": "class shares and mean pixel along the chain"}.get(kind, kind)
-            img = _image(figure_path(results_dir, rel), f"{r['run']} {kind}", out_dir)
-            lines.append(f"  {label}:<br>{img}")
+        images = [_image(figure_path(results_dir, figs[kind]), kind, out_dir) for kind in SAMPLE_FIGURES if kind in figs]
+        if images:
+            lines.append("  " + "<br>".join(images))
     return lines
 
 
@@ -259,7 +260,9 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "`params · train · chain steps` = network parameters · training steps · walk steps of the chain; metrics "
         "are computed on all jumps of the run (its n); `top class` = the class the suite's classifier assigns to "
         "most jumps, with its share (10% each for a perfect Fashion-MNIST sampler); `paper` = the paper's number, "
-        "beside the reproduced one.", ""]
+        "beside the reproduced one. Samples, per run: a grid of jumps spread over the chain, its last 20 "
+        "consecutive jumps and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 "
+        "windows along the chain.", ""]
     first: dict[str, str] = {}
     for t in experiments.TABLES:
         aliases = {}
