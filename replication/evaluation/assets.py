@@ -61,6 +61,20 @@ _STATS_URL = "https://www.cs.cmu.edu/~clean-fid/stats/"
 # requests has a double slash (".../stats//cifar10_clean_train_32.npz"); the canonical single-slash
 # form is kept here.
 
+
+def ref_stats_name(dataset: str, mode: str, split: str, res: int) -> str:
+    """clean-fid's reference-statistics file name, e.g. cifar10_legacy_tensorflow_train_32.npz."""
+    return f"{dataset}_{mode}_{split}_{res}.npz".lower()
+
+
+def _cifar10_train_stats(mode: str) -> Asset:
+    """clean-fid's reference statistics of the CIFAR-10 training split at 32x32, in one of its modes."""
+    name = ref_stats_name("cifar10", mode, "train", 32)
+    return Asset(name=name, relpath=f"refs/{name}", url=_STATS_URL + name, kind="ref-stats", sha256=None,
+                 source=f"cleanfid/features.py: get_reference_statistics('cifar10', 32, mode='{mode}', split='train')",
+                 mode=mode)
+
+
 ASSETS: dict[str, Asset] = {
     a.name: a
     for a in (
@@ -73,26 +87,7 @@ ASSETS: dict[str, Asset] = {
             source="cleanfid/downloads_helper.py: inception_url (used by InceptionV3W, modes clean "
             "and legacy_tensorflow); a TorchScript translation of TF's inception-2015-12-05.tgz",
         ),
-        Asset(
-            name="cifar10_legacy_tensorflow_train_32.npz",
-            relpath="refs/cifar10_legacy_tensorflow_train_32.npz",
-            url=_STATS_URL + "cifar10_legacy_tensorflow_train_32.npz",
-            kind="ref-stats",
-            sha256=None,
-            source="cleanfid/features.py: get_reference_statistics('cifar10', 32, "
-            "mode='legacy_tensorflow', split='train')",
-            mode="legacy_tensorflow",
-        ),
-        Asset(
-            name="cifar10_clean_train_32.npz",
-            relpath="refs/cifar10_clean_train_32.npz",
-            url=_STATS_URL + "cifar10_clean_train_32.npz",
-            kind="ref-stats",
-            sha256=None,
-            source="cleanfid/features.py: get_reference_statistics('cifar10', 32, mode='clean', "
-            "split='train')",
-            mode="clean",
-        ),
+        *(_cifar10_train_stats(mode) for mode in ("legacy_tensorflow", "clean")),
     )
 }
 
@@ -130,11 +125,6 @@ def fix_command(dest: str | os.PathLike | None = None) -> str:
 
 def asset_path(name: str, dest: str | os.PathLike | None = None) -> Path:
     return assets_dir(dest) / _asset(name).relpath
-
-
-def ref_stats_name(dataset: str, mode: str, split: str, res: int) -> str:
-    """clean-fid's reference-statistics file name, e.g. cifar10_legacy_tensorflow_train_32.npz."""
-    return f"{dataset}_{mode}_{split}_{res}.npz".lower()
 
 
 def _asset(name: str) -> Asset:

@@ -100,19 +100,18 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     chain_strip(torch.from_numpy(samples[-20:, 0]), strip, n=20)
     figures["strip"] = _rel(strip, results)
     if "label" in shards and len(shards["label"]) >= 50 * N_WINDOWS:  # >= 50 jumps per window
-        metrics.append(_trace(e, results, shards, test_x, figures))
+        data_mean = next((m["value"] for m in metrics if m["metric"] == "mean_pixel[data: test images]"), None)
+        metrics.append(_trace(e, results, shards, data_mean, figures))
     return metrics, figures
 
 
-def _trace(e: Experiment, results: Path, shards: dict, test_x: torch.Tensor | None, figures: dict) -> dict:
+def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, figures: dict) -> dict:
     """Class shares and mean pixel in 20 windows along the chain (evaluation/traces.py): metastability at a glance."""
-    from ..data.datasets import to_unit
     from ..evaluation.classifier import CLASS_NAMES
     from ..evaluation.traces import trace_figure, window_stats
 
     stats = window_stats(shards["label"][:, 0], shards["mean"][:, 0])
     path = _figure_path(results, e, "trace")
-    data_mean = float(to_unit(test_x).mean()) if test_x is not None else None
     trace_figure(stats, shards["step"], CLASS_NAMES.get(e.dataset, ()), path, data_mean_pixel=data_mean)
     figures["trace"] = _rel(path, results)
     n_window = len(shards["label"]) // N_WINDOWS
