@@ -8,7 +8,8 @@
 | u2net28 | U2Net(16, 16, f=1)        | (1, 16)    | (1, 28, 28)    | no      | MNIST MDAE config       |
 | u2net32 | U2Net(24, 24, f=2)        | (1, 8)     | (3, 32, 32)    | yes     | CIFAR-10 MDAE config    |
 
-Walk parameters follow the MDAE configs (docs/official-settings.md §3): delta = sigma/2, gamma = 0.5, u = 1.
+Each case walks with the walk of the registry experiment it stands for (`walk_of`: table and profile; delta =
+that experiment's chain.delta_over_sigma times the case's sigma), so a changed registry setting reaches the benchmarks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 
 from replication.core.nets import build_net
 from replication.core.schemes import MDAE
+from replication.runs.experiments import resolve
+from replication.sampling.integrators import Walk
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Case:
     sigma: float = 1.0
     sigmoid: bool = False
     kw: dict = field(default_factory=dict)
+    walk_of: tuple[str, str] = ("fashion-mnist", "quick")  # (table, profile) of the experiment whose walk this case uses
 
     @property
     def channels(self) -> int:
@@ -36,8 +40,9 @@ class Case:
         return self.M * self.shape[0]
 
     @property
-    def delta(self) -> float:
-        return self.sigma / 2
+    def walk(self) -> Walk:
+        c = resolve(*self.walk_of)[0].chain
+        return Walk(c.delta_over_sigma * self.sigma, c.gamma, c.u, c.scheme)
 
     def with_(self, **changes) -> "Case":
         d = self.__dict__ | changes
@@ -46,20 +51,16 @@ class Case:
 
 def _profile_width(profile: str) -> int:
     """The SmallUNet width of a CPU profile, read from the registry so the benchmark follows the profile."""
-    from replication.runs.experiments import resolve
-
     return resolve("fashion-mnist", profile)[0].model.width
 
 
 CASES = {
     "quick": Case("small_unet", 16, (1, 28, 28), kw={"width": _profile_width("quick")}),
-    "cpu": Case("small_unet", 16, (1, 28, 28), kw={"width": _profile_width("cpu")}),
-    "mlp": Case("mlp", 8, (2,), kw={"hidden": 256, "depth": 3}),
-    "u2net28": Case("u2net", 16, (1, 28, 28), kw={"width_factor": 1}),
-    "u2net32": Case("u2net", 8, (3, 32, 32), sigmoid=True, kw={"width_factor": 2}),
+    "cpu": Case("small_unet", 16, (1, 28, 28), kw={"width": _profile_width("cpu")}, walk_of=("fashion-mnist", "cpu")),
+    "mlp": Case("mlp", 8, (2,), kw={"hidden": 256, "depth": 3}, walk_of=("toy", "paper")),
+    "u2net28": Case("u2net", 16, (1, 28, 28), kw={"width_factor": 1}, walk_of=("mnist", "paper")),
+    "u2net32": Case("u2net", 8, (3, 32, 32), sigmoid=True, kw={"width_factor": 2}, walk_of=("cifar10", "paper")),
 }
-
-GAMMA, U = 0.5, 1.0
 
 
 def build(case: Case, device: str | torch.device = "cpu", seed: int = 0) -> MDAE:

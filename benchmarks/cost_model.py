@@ -40,7 +40,9 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from replication.core.nets import U2Net
 from replication.core.schemes import MDAE
-from replication.core.walk_jump import init_chains, walk
+from replication.sampling.chains import init_chains
+from replication.runs.experiments import ChainSpec
+from replication.sampling.integrators import Walk, Walker
 
 from . import common
 
@@ -137,11 +139,13 @@ def walk_overhead_ops(cfg: dict) -> tuple[list[tuple[str, int, int]], int]:
     Per-step = log of walk(steps=2) minus log of walk(steps=1) (drops the once-per-call clones).
     """
     netless = MDAE(torch.nn.Identity(), 1.0, cfg["M"], sigmoid=cfg["dataset"] != "MNIST")
+    c = ChainSpec()  # the paper's walk (docs/official-settings.md §3) at sigma = 1
+    paper_walk = Walk(c.delta_over_sigma, c.gamma, c.u, c.scheme)
     y, v = init_chains(1, cfg["M"], (cfg["C"], cfg["H"], cfg["H"]), 1.0, torch.Generator().manual_seed(0))
     logs = []
     for steps in (1, 2):
         with torch.inference_mode(), KernelLog() as log:
-            walk(netless.score, y, v, steps=steps, delta=0.5, gamma=0.5, generator=torch.Generator().manual_seed(0))
+            Walker(netless.score, paper_walk, torch.Generator().manual_seed(0)).run(y, v, steps)
         logs.append(log)
     ops = list((Counter(logs[1].ops) - Counter(logs[0].ops)).elements())
     return ops, logs[1].syncs - logs[0].syncs

@@ -24,10 +24,10 @@ import copy
 import torch
 
 from replication.train.training import TrainConfig, global_batch
-from replication.core.walk_jump import walk
+from replication.sampling.integrators import Walker
 
 from . import common
-from .cases import CASES, GAMMA, U, build
+from .cases import CASES, build
 
 VARIANTS = ("fp32", "bf16", "cl", "bf16+cl", "compile", "compile+bf16")
 
@@ -98,8 +98,7 @@ def bench_walk(case_name: str, steps: int, repeats: int, warmup: int, variants) 
 
         def run(score=score):
             with torch.inference_mode():
-                walk(score, y0, v0, steps=steps, delta=case.delta / 2, gamma=GAMMA, u=U,
-                     generator=torch.Generator().manual_seed(1))
+                Walker(score, case.walk, torch.Generator().manual_seed(1)).run(y0, v0, steps)
         fns[name] = run
     load = common.load1()
     cpu: dict = {}

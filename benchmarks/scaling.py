@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from replication.core.walk_jump import init_chains, walk
+from replication.sampling.chains import init_chains
+from replication.sampling.integrators import Walker
 
 from . import common
-from .cases import CASES, GAMMA, U, Case, build
+from .cases import CASES, Case, build
 
 NETS = {"quick": CASES["quick"], "u2net28": CASES["u2net28"]}  # both C = 1, sigma = 1, no sigmoid
 LABELS = {"quick": "SmallUNet (quick net)", "u2net28": "U2Net f=1 (MNIST)"}
@@ -64,7 +65,7 @@ def sweep(name: str, cases: list[Case], axis: str, *, steps: list[int], repeats:
 
         def step(scheme=scheme, y0=y0, v0=v0, gen=gen, case=case, k=k):
             with torch.inference_mode():
-                walk(scheme.score, y0, v0, steps=k, delta=case.delta, gamma=GAMMA, u=U, generator=gen)
+                Walker(scheme.score, case.walk, gen).run(y0, v0, k)
 
         fns[f"fwd_{key}"], fns[f"walk_{key}"] = fwd, step
         units[f"fwd_{key}"] = units[f"walk_{key}"] = k

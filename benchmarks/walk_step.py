@@ -1,7 +1,7 @@
 """One walk step against one bare forward of nu_theta: how much does the sampler add to the net?
 
-A walk step (docs/method.md §3.2, ABOBA, one score per step) is timed as the library's `walk(scheme.score, ...)`
-with steps=k, divided by k; the baseline is k bare forwards of the net on the stacked input
+A walk step (docs/method.md §3, the case's registry walk, one score per step) is timed as the library's
+`Walker(scheme.score, case.walk, gen).run(y, v, k)`, divided by k; the baseline is k bare forwards of the net on the stacked input
 (N, M*C, H, W) under the same grad mode. Both are interleaved per repeat (benchmarks/common.py); the
 ratio walk/forward is taken per repeat, then its median and IQR. Target: <= 1.10 at batch 1 on CPU
 for the quick net and the U2Net at 32x32.
@@ -19,6 +19,9 @@ Variants (each with its matching forward as baseline):
                   sigmoid, (nu - y)/sigma^2). On a loaded machine `1 + overhead/forward`
                   (column walk_over_fwd_est) is a steadier estimate of walk/forward than the direct
                   ratio, whose IQR is set by load fluctuations of the forward itself.
+  baoab, cheng    the library walk with that integrator, against the library ABOBA walk on the same net
+                  (baseline `walk_aboba`): every integrator spends one score per step, so the ratio is the
+                  integrator's own arithmetic
   compile         torch.compile(net) (CPU: inductor + a C++ compiler; compile time in `note`)
   cuda_graph      one captured walk step replayed (only when CUDA is present; skipped otherwise)
 
@@ -30,59 +33,53 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import math
+from dataclasses import replace
 import time
 from typing import Callable
 
 import torch
 
 from replication.core.schemes import MDAE
-from replication.core.walk_jump import ChainDiverged, init_chains, walk
+from replication.sampling.chains import init_chains
+from replication.sampling.integrators import INTEGRATORS, ChainDiverged, Walk, Walker, randn_like
 
 from . import common
-from .cases import CASES, GAMMA, U, Case, build, is_image
+from .cases import CASES, Case, build, is_image
 
 Tensor = torch.Tensor
 
 
-def lean_walk(score_fn: Callable[[Tensor], Tensor], y: Tensor, v: Tensor, *, steps: int, delta: float, gamma: float,
-              u: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """The library's ABOBA arithmetic (walk_jump.walk), with finiteness checked once after `steps` steps."""
+def lean_walk(score_fn: Callable[[Tensor], Tensor], y: Tensor, v: Tensor, *, steps: int, walk: Walk,
+              generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The library integrator's steps (sampling.integrators), with finiteness checked once after `steps` steps."""
     y, v = y.clone(), v.clone()
-    half, kick = delta / 2, u * delta / 2
-    zeta1, noise = math.exp(-gamma * delta), math.sqrt(u * (1 - math.exp(-2 * gamma * delta)))
+    integrator = INTEGRATORS[walk.integrator](walk)
+    carry = integrator.start(score_fn, y)
+    noise = lambda: randn_like(y, generator)  # noqa: E731
     for _ in range(steps):
-        y.add_(v, alpha=half)
-        g = score_fn(y)
-        v.add_(g, alpha=kick)
-        v.mul_(zeta1).add_(g, alpha=kick).add_(torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device),
-                                                alpha=noise)
-        y.add_(v, alpha=half)
+        carry = integrator.step(score_fn, y, v, carry, noise)
     if not torch.isfinite(y).all():
         raise ChainDiverged(steps)
     return y, v
 
 
-def cuda_graph_step(scheme: MDAE, y: Tensor, v: Tensor, *, delta: float, gamma: float, u: float,
-                    warmup: int = 3) -> tuple[Callable[[], None], Tensor, Tensor]:
-    """Capture one ABOBA walk step (score included) as a CUDA graph acting in place on static (y, v).
+def cuda_graph_step(scheme: MDAE, y: Tensor, v: Tensor, *, walk: Walk, warmup: int = 3) -> tuple[Callable[[], None], Tensor, Tensor]:
+    """Capture one library walk step (score included) as a CUDA graph acting in place on static (y, v).
 
     Returns (replay, y_static, v_static): each replay() advances the chains by one step. Noise comes from
     the default CUDA generator (graph-safe philox offsets); the finiteness check belongs outside the graph
-    (e.g. every 1000 replays), since a host sync inside a captured step is impossible.
+    (e.g. every 1000 replays), since a host sync inside a captured step is impossible. Integrators that carry
+    a score between steps (BAOAB) are not captured.
     """
     if not torch.cuda.is_available() or y.device.type != "cuda":
         raise RuntimeError("cuda_graph_step needs CUDA tensors")
     y_s, v_s = y.clone(), v.clone()
-    half, kick = delta / 2, u * delta / 2
-    zeta1, noise = math.exp(-gamma * delta), math.sqrt(u * (1 - math.exp(-2 * gamma * delta)))
+    integrator = INTEGRATORS[walk.integrator](walk)
+    if integrator.start(lambda y: None, y_s) is not None:
+        raise ValueError(f"cuda_graph_step captures integrators without a carry, not {walk.integrator!r}")
 
     def step() -> None:
-        y_s.add_(v_s, alpha=half)
-        g = scheme.score(y_s)
-        v_s.add_(g, alpha=kick)
-        v_s.mul_(zeta1).add_(g, alpha=kick).add_(torch.randn_like(y_s), alpha=noise)
-        y_s.add_(v_s, alpha=half)
+        integrator.step(scheme.score, y_s, v_s, None, lambda: torch.randn_like(y_s))
 
     with torch.inference_mode():
         side = torch.cuda.Stream()
@@ -117,7 +114,12 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     gen = torch.Generator(device=device).manual_seed(0)
     y0, v0 = init_chains(batch, case.M, case.shape, case.sigma, torch.Generator().manual_seed(1), device=device)
     x = y0.reshape(batch, case.channels, *case.shape[1:])
-    kw = dict(steps=steps, delta=case.delta, gamma=GAMMA, u=U, generator=gen)
+    w = case.walk
+
+    def walk(score_fn, y, v, integrator: str | None = None):  # the library walk, as a sampler runs it
+        settings = w if integrator is None else replace(w, integrator=integrator)
+        return Walker(score_fn, settings, gen).run(y, v, steps)
+
     nograd, infer = torch.no_grad, torch.inference_mode
     netless = MDAE(torch.nn.Identity(), case.sigma, case.M, sigmoid=case.sigmoid)  # the scheme without its net
 
@@ -125,19 +127,24 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     fwd_nograd = _under(nograd, lambda: [net(x) for _ in range(steps)])
     fwd_infer = _under(infer, lambda: [net(x) for _ in range(steps)])
     pairs = {
-        "no_grad": ("fwd_no_grad", fwd_nograd, _under(nograd, lambda: walk(scheme.score, y0, v0, **kw))),
-        "inference_mode": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(scheme.score, y0, v0, **kw))),
-        "lean": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: lean_walk(scheme.score, y0, v0, **kw))),
-        "integrator": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(lambda y: -y, y0, v0, **kw))),
-        "overhead": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(netless.score, y0, v0, **kw))),
+        "no_grad": ("fwd_no_grad", fwd_nograd, _under(nograd, lambda: walk(scheme.score, y0, v0))),
+        "inference_mode": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(scheme.score, y0, v0))),
+        "lean": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: lean_walk(scheme.score, y0, v0))),
+        "integrator": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(lambda y: -y, y0, v0))),
+        "overhead": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(netless.score, y0, v0))),
     }
+    # the other integrators against the library's ABOBA walk on the same net: one score per step each
+    walk_aboba = _under(infer, lambda: walk(scheme.score, y0, v0, "aboba"))
+    for integrator in INTEGRATORS:
+        if integrator != "aboba":
+            pairs[integrator] = ("walk_aboba", walk_aboba, _under(infer, lambda i=integrator: walk(scheme.score, y0, v0, i)))
     notes: dict[str, str] = {}
     if is_image(case):
         net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
         scheme_cl = MDAE(net_cl, case.sigma, case.M, sigmoid=case.sigmoid)
         x_cl = x.contiguous(memory_format=torch.channels_last)
         pairs["channels_last"] = ("fwd_channels_last", _under(infer, lambda: [net_cl(x_cl) for _ in range(steps)]),
-                                  _under(infer, lambda: walk(scheme_cl.score, y0, v0, **kw)))
+                                  _under(infer, lambda: walk(scheme_cl.score, y0, v0)))
     if compile_net:
         try:
             scheme_c = compiled_scheme(case, net)
@@ -145,11 +152,11 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
             t0 = time.perf_counter()
             with infer():
                 net_c(x)
-                walk(scheme_c.score, y0, v0, **kw)
+                walk(scheme_c.score, y0, v0)
             common.sync(device)
             notes["compile"] = f"torch.compile default mode (inductor); first call incl. compile {time.perf_counter() - t0:.1f} s"
             pairs["compile"] = ("fwd_compile", _under(infer, lambda: [net_c(x) for _ in range(steps)]),
-                                _under(infer, lambda: walk(scheme_c.score, y0, v0, **kw)))
+                                _under(infer, lambda: walk(scheme_c.score, y0, v0)))
             # the compiled walk against the *eager* forward: the speed-up a sampler actually gets
             pairs["compile_vs_eager"] = ("fwd_inference_mode", fwd_infer, pairs["compile"][2])
         except Exception as err:  # record the failure rather than abort the run
@@ -157,7 +164,7 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
             print(f"torch.compile failed for {name}: {msg}", flush=True)
             notes["compile_failed"] = msg
     if device.type == "cuda":
-        replay, _, _ = cuda_graph_step(scheme, y0, v0, delta=case.delta, gamma=GAMMA, u=U)
+        replay, _, _ = cuda_graph_step(scheme, y0, v0, walk=replace(w, integrator="aboba"))
         pairs["cuda_graph"] = ("fwd_inference_mode", fwd_infer, lambda: [replay() for _ in range(steps)])
 
     fields = dict(bench="walk_step", case=name, net=case.net, M=case.M, C=case.shape[0],

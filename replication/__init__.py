@@ -3,7 +3,8 @@
 Layers, bottom to top; a module imports only from its own package and from layers below it
 (tests/test_layout.py checks this):
   errors      the errors the suite raises itself (one-line messages in the CLI)
-  core        the paper's math and networks: noise models, nets, MDAE/MEM, the walk and the jump; no I/O
+  core        the paper's math and networks: noise models, nets, MDAE/MEM and their jump; no I/O
+  sampling    the walk's integrators, chain initialisation and state, the one walk-jump chain loop; no I/O
   data        files and datasets: atomic checksummed files, datasets, toy mixtures
   train       resumable, deterministic Adam training
   evaluation  metrics, the suite's classifier, FID through clean-fid, staged assets, sample images

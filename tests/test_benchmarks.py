@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common, cost_model, walk_step
 from benchmarks.cases import Case
-from replication.core.walk_jump import init_chains, walk
+from replication.sampling.chains import init_chains
+from replication.sampling.integrators import INTEGRATORS, Walk, Walker, walk
 
 TINY = Case("small_unet", 2, (1, 8, 8), kw={"width": 8})
 
@@ -61,13 +62,15 @@ def test_flop_counter_on_meta_device_and_kernel_log():
 
 
 def test_lean_walk_is_the_library_walk_arithmetic():
-    """The `lean` variant differs from replication.core.walk_jump.walk only in where finiteness is checked."""
+    """The `lean` variant differs from the library walk only in where finiteness is checked, for every integrator."""
     score = lambda y: (0.5 * torch.tanh(y) - y)  # noqa: E731
     y, v = init_chains(2, 3, (1, 4, 4), 1.0, torch.Generator().manual_seed(0))
-    kw = dict(steps=5, delta=0.5, gamma=0.5, u=1.0)
-    a = walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
-    b = walk_step.lean_walk(score, y, v, generator=torch.Generator().manual_seed(1), **kw)
-    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    for integrator in INTEGRATORS:
+        w = Walk(0.5, 0.5, 1.0, integrator)
+        a = Walker(score, w, torch.Generator().manual_seed(1)).run(y, v, 5)
+        b = walk_step.lean_walk(score, y, v, steps=5, walk=w, generator=torch.Generator().manual_seed(1))
+        assert all(torch.equal(p, q) for p, q in zip(a, b)), integrator
+        assert not torch.equal(a[0], y)
 
 
 @pytest.mark.slow
@@ -77,7 +80,7 @@ def test_compiled_walk_equals_the_eager_walk():
     try:
         compiled = walk_step.compiled_scheme(TINY, scheme.net)
         y, v = init_chains(2, TINY.M, TINY.shape, TINY.sigma, torch.Generator().manual_seed(0))
-        kw = dict(steps=4, delta=TINY.delta, gamma=0.5, u=1.0)
+        kw = dict(steps=4, delta=TINY.walk.delta, gamma=0.5, u=1.0)
         with torch.inference_mode():
             compiled.score(y)  # compile here, so a missing compiler skips instead of failing
     except Exception as err:  # noqa: BLE001 - torch.compile needs a C++ compiler on CPU
@@ -94,14 +97,14 @@ def test_cuda_graph_step_needs_cuda_tensors():
     scheme = walk_step.build(TINY)
     y = torch.zeros(1, TINY.M, *TINY.shape)
     with pytest.raises(RuntimeError):
-        walk_step.cuda_graph_step(scheme, y, y, delta=0.5, gamma=0.5, u=1.0)
+        walk_step.cuda_graph_step(scheme, y, y, walk=TINY.walk)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_step_replays():
     scheme = walk_step.build(TINY, "cuda")
     y = torch.rand(2, TINY.M, *TINY.shape, device="cuda")
-    replay, y_s, v_s = walk_step.cuda_graph_step(scheme, y, torch.zeros_like(y), delta=0.5, gamma=0.5, u=1.0)
+    replay, y_s, v_s = walk_step.cuda_graph_step(scheme, y, torch.zeros_like(y), walk=TINY.walk)
     before = y_s.clone()
     replay()
     torch.cuda.synchronize()

@@ -33,7 +33,7 @@ import pytest
 import submitit
 import torch
 
-from replication.core.walk_jump import ChainDiverged
+from replication.sampling.integrators import ChainDiverged
 from replication.data.storage import load_checked
 from replication.pipeline import chain as chain_mod
 from replication.pipeline.chain import ChainJob, read_shards

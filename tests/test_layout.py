@@ -15,6 +15,7 @@ MAX_LINES = 400
 LAYERS = {
     "errors": 0,
     "core": 1,
+    "sampling": 2,
     "data": 2,
     "train": 3,
     "evaluation": 4,

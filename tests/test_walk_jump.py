@@ -6,19 +6,20 @@ import pytest
 import torch
 
 from replication.core.mnm import GaussianMixture, GaussianMNM
-from replication.core.walk_jump import ChainDiverged, ChainState, init_chains, walk
+from replication.sampling.chains import ChainState, init_chains
+from replication.sampling.integrators import INTEGRATORS, ChainDiverged, Walk, Walker, walk
 from replication.data.storage import load_checked, save_checked
 
 
-def gaussian_moments(s, delta, gamma, u, scheme="aboba", chains=4000, burn=300, steps=1500):
+def gaussian_moments(s, delta, gamma, u, integrator="aboba", chains=4000, burn=300, steps=1500):
     g = torch.Generator().manual_seed(0)
     y = torch.randn(chains, 1, 1, generator=g, dtype=torch.float64) * s
     v = torch.zeros_like(y)
     score = lambda y: -y / s**2
-    y, v = walk(score, y, v, steps=burn, delta=delta, gamma=gamma, u=u, generator=g, scheme=scheme)
+    y, v = walk(score, y, v, steps=burn, delta=delta, gamma=gamma, u=u, generator=g, integrator=integrator)
     ys, vs = [], []
     for _ in range(steps // 10):
-        y, v = walk(score, y, v, steps=10, delta=delta, gamma=gamma, u=u, generator=g, scheme=scheme)
+        y, v = walk(score, y, v, steps=10, delta=delta, gamma=gamma, u=u, generator=g, integrator=integrator)
         ys.append(y.flatten())
         vs.append(v.flatten())
     return torch.cat(ys).var().item(), torch.cat(vs).var().item()
@@ -40,10 +41,34 @@ def cheng_stationary_covariance(s, delta, gamma, u):
     var_y = u / gamma * (2 * delta - 4 * c + (1 - z2) / gamma)
     cov = u / gamma * (1 - 2 * z1 + z2)
     Q = torch.tensor([[var_y, cov], [cov, u * (1 - z2)]], dtype=torch.float64)
+    return fixed_point(A, Q)
+
+
+def fixed_point(A, Q):
     S = torch.zeros(2, 2, dtype=torch.float64)
     for _ in range(5000):
         S = A @ S @ A.T + Q
     return S
+
+
+def integrator_stationary_covariance(name, s, delta, gamma, u):
+    """On N(0, s^2) one step of any integrator is linear: (y', v') = A (y, v) + B eps. Read A and B off the
+    library's own step (unit inputs, unit noise) and solve S = A S A^T + B B^T."""
+    integ = INTEGRATORS[name](Walk(delta, gamma, u, name))
+    score = lambda y: -y / s**2
+    n_noise = 2 if name == "cheng" else 1
+
+    def apply(y0, v0, eps):
+        y, v = torch.tensor([[y0]], dtype=torch.float64), torch.tensor([[v0]], dtype=torch.float64)
+        it = iter(eps)
+        integ.step(score, y, v, integ.start(score, y), lambda: torch.tensor([[next(it)]], dtype=torch.float64))
+        return [y.item(), v.item()]
+
+    zero = [0.0] * n_noise
+    A = torch.tensor([apply(1.0, 0.0, zero), apply(0.0, 1.0, zero)], dtype=torch.float64).T
+    B = torch.tensor([apply(0.0, 0.0, [float(j == i) for j in range(n_noise)]) for i in range(n_noise)],
+                     dtype=torch.float64).T
+    return fixed_point(A, B @ B.T)
 
 
 @pytest.mark.parametrize("delta", [0.25, 0.5])
@@ -51,10 +76,51 @@ def test_cheng_discretization_matches_its_exact_stationary_covariance(delta):
     """Cheng et al. is first order: its stationary Var(y) is biased (1.33 s^2 at delta = s/4), and the sampler
     must reproduce exactly that bias, which shrinks as delta -> 0."""
     S = cheng_stationary_covariance(1.0, delta, 0.5, 1.0)
-    var_y, var_v = gaussian_moments(1.0, delta, 0.5, 1.0, scheme="cheng")
+    var_y, var_v = gaussian_moments(1.0, delta, 0.5, 1.0, integrator="cheng")
     assert var_y == pytest.approx(S[0, 0].item(), rel=0.04)
     assert var_v == pytest.approx(S[1, 1].item(), rel=0.04)
     assert cheng_stationary_covariance(1.0, 0.01, 0.5, 1.0)[0, 0] == pytest.approx(1.0, rel=0.02)
+    torch.testing.assert_close(integrator_stationary_covariance("cheng", 1.0, delta, 0.5, 1.0), S)
+
+
+@pytest.mark.parametrize("s,delta,gamma,u", [(1.0, 0.5, 0.5, 1.0), (4.0, 2.0, 0.5, 1.0), (1.0, 0.5, 1.0, 2.0)])
+def test_baoab_stationary_moments_on_gaussian(s, delta, gamma, u):
+    """docs/method.md §3.5: BAOAB samples y exactly on a Gaussian too, with the velocity variance deflated where
+    ABOBA's is inflated: Var(v) = u (1 - u delta^2 / (4 s^2)). Closed form, the library step's own linear map,
+    and a Monte Carlo walk agree."""
+    S = integrator_stationary_covariance("baoab", s, delta, gamma, u)
+    assert S[0, 0].item() == pytest.approx(s**2, rel=1e-9)
+    assert S[1, 1].item() == pytest.approx(u * (1 - u * delta**2 / (4 * s**2)), rel=1e-9)
+    S_aboba = integrator_stationary_covariance("aboba", s, delta, gamma, u)
+    assert S_aboba[1, 1].item() == pytest.approx(u / (1 - u * delta**2 / (4 * s**2)), rel=1e-9)
+    var_y, var_v = gaussian_moments(s, delta, gamma, u, integrator="baoab")
+    assert var_y == pytest.approx(s**2, rel=0.03)
+    assert var_v == pytest.approx(S[1, 1].item(), rel=0.03)
+
+
+def test_baoab_spends_one_score_per_step_across_segments_and_resumes_bit_exactly():
+    """The Walker carries BAOAB's last score: k segments of n steps cost k*n + 1 scores, give the same numbers as
+    one walk of k*n steps, and a fresh Walker from the saved state (which re-evaluates the score once) too."""
+    calls = []
+
+    def score(y):
+        calls.append(1)
+        return 0.5 * torch.tanh(y) - y
+
+    w = Walk(0.5, 0.5, 1.0, "baoab")
+    y0, v0 = init_chains(2, 3, (4,), 1.0, torch.Generator().manual_seed(0))
+    y_full, v_full = Walker(score, w, torch.Generator().manual_seed(1)).run(y0, v0, 30)
+    calls.clear()
+    g = torch.Generator().manual_seed(1)
+    walker, (y, v) = Walker(score, w, g), (y0, v0)
+    for k in range(3):
+        y, v = walker.run(y, v, 5, start_step=5 * k)
+    assert len(calls) == 15 + 1
+    state = ChainState.capture(y, v, 15, g)
+    g2 = torch.Generator()
+    y, v = state.restore(g2)
+    y, v = Walker(score, w, g2).run(y, v, 15, start_step=15)
+    assert torch.equal(y, y_full) and torch.equal(v, v_full)
 
 
 def test_step_past_stability_raises_with_step_number():
@@ -71,8 +137,8 @@ def test_bad_parameters_are_refused():
     y = torch.zeros(1, 1, 1)
     with pytest.raises(ValueError, match="delta"):
         walk(lambda y: -y, y, y, steps=1, delta=0.0, gamma=0.5, generator=torch.Generator())
-    with pytest.raises(ValueError, match="scheme"):
-        walk(lambda y: -y, y, y, steps=1, delta=0.5, gamma=0.5, generator=torch.Generator(), scheme="baoab")
+    with pytest.raises(ValueError, match="integrator"):
+        walk(lambda y: -y, y, y, steps=1, delta=0.5, gamma=0.5, generator=torch.Generator(), integrator="leapfrog")
 
 
 def test_exact_score_chain_visits_every_mode_with_the_right_weights():

@@ -14,9 +14,10 @@ from ..core import seeding
 from ..core.mnm import GaussianMixture, GaussianMNM
 from ..core.nets import MLP
 from ..core.schemes import MDAE
-from ..core.walk_jump import ChainDiverged, walk
 from ..data.datasets import toy_mixture
 from ..evaluation.metrics import mode_weights
+from ..sampling.integrators import ChainDiverged, Walk
+from ..sampling.loop import walk_jump
 from ..train.training import TrainConfig, train
 from .profiles import MIXTURE, Profile
 
@@ -56,37 +57,33 @@ def oracle_mse(prior: GaussianMixture, sigma_eff: float) -> float:
 # Chains.
 
 
-def run_chains(score_fn, jump_fn, y, v, *, sigma: float, steps: int, burn_in: int, jump_every: int,
-               gamma: float = 0.5, u: float = 1.0, generator) -> dict:
-    """Walk `steps` steps (delta = sigma/2) and jump every `jump_every` steps after `burn_in`.
+def run_chains(score_fn, jump_fn, y, v, *, walk: Walk, steps: int, burn_in: int, jump_every: int, generator) -> dict:
+    """Walk-jump (sampling.loop) `steps` steps with `walk`, jumping every `jump_every` steps after `burn_in`.
 
     Returns jumps (chains, n_jumps, d) float64, and per jump and chain: |v|^2 / (Md), the spread
     sum_m |y_m - y_bar|^2 / ((M-1) d) (NaN for M = 1), and y_bar; `diverged_at` is the step of a
     ChainDiverged (then the arrays hold the jumps before it).
     """
-    delta = sigma / 2
     jumps, kin, spread, ybars = [], [], [], []
     step, diverged = 0, None
-    with torch.no_grad():
-        while step + jump_every <= steps:
-            try:
-                y, v = walk(score_fn, y, v, steps=jump_every, delta=delta, gamma=gamma, u=u, generator=generator,
-                            start_step=step)
-            except ChainDiverged as err:
-                diverged = err.step
-                break
-            step += jump_every
-            if step <= burn_in:
+    n, M = y.shape[0], y.shape[1]
+    steps = burn_in + (steps - burn_in) // jump_every * jump_every  # whole jump intervals only
+    try:
+        for stop in walk_jump(score_fn, jump_fn, y, v, walk=walk, steps=steps, jump_every=jump_every, burn_in=burn_in,
+                              generator=generator):
+            step = stop.step
+            if stop.x_hat is None:
                 continue
-            jumps.append(jump_fn(y).to(torch.float64))
-            kin.append(v.to(torch.float64).pow(2).flatten(1).mean(1))
-            yb = y.to(torch.float64).mean(1)
-            M = y.shape[1]
-            spread.append(((y.to(torch.float64) - yb[:, None]) ** 2).flatten(1).sum(1) / ((M - 1) * y.shape[2])
-                          if M > 1 else torch.full((y.shape[0],), float("nan"), dtype=torch.float64))
+            y64 = stop.y.to(torch.float64)
+            jumps.append(stop.x_hat.to(torch.float64))
+            kin.append(stop.v.to(torch.float64).pow(2).flatten(1).mean(1))
+            yb = y64.mean(1)
+            spread.append(((y64 - yb[:, None]) ** 2).flatten(1).sum(1) / ((M - 1) * y.shape[2])
+                          if M > 1 else torch.full((n,), float("nan"), dtype=torch.float64))
             ybars.append(yb)
+    except ChainDiverged as err:
+        diverged = err.step
     stack = lambda xs, shape: torch.stack(xs, 1).numpy() if xs else np.zeros(shape)  # noqa: E731
-    n = y.shape[0]
     return {"jumps": stack(jumps, (n, 0, 2)), "kinetic": stack(kin, (n, 0)), "spread": stack(spread, (n, 0)),
             "y_bar": stack(ybars, (n, 0, 2)), "diverged_at": diverged, "steps_done": step}
 

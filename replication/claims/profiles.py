@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..runs.experiments import ChainSpec, resolve
+from ..sampling.integrators import Walk
 
 SWEEPS = ("large_m", "smoothing", "stability")
 MIXTURE = "ring8"
@@ -45,12 +48,19 @@ NOTES = {
 }
 
 
+def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
+    """The registry's `toy` experiment's chain settings, with `chain.*` overrides checked by the registry."""
+    return resolve("toy", "paper", overrides)[0].chain
+
+
 @dataclass(frozen=True)
 class Profile:
-    """Sizes of every sweep (the paper's walk settings delta = sigma/2, gamma = 0.5, u = 1 are fixed)."""
+    """Sizes of every sweep. The walk (delta/sigma, gamma, u, integrator) is `chain`'s, the registry's `toy`
+    experiment's (`--set chain.delta_over_sigma=...` changes it); the sweeps set their own lengths and sigma."""
 
     name: str
     seed: int = 0
+    chain: ChainSpec = field(default_factory=toy_chain)
     # large_m
     Ms: tuple[int, ...] = (1, 2, 4, 8, 16)
     sigma: float = 1.0
@@ -81,9 +91,18 @@ class Profile:
     st_jump_every: int = 20
     st_learned: bool = True
 
+    def walk(self, sigma: float, gamma: float | None = None) -> Walk:
+        """The walk at noise level sigma (delta = chain.delta_over_sigma * sigma), optionally at another friction."""
+        c = self.chain
+        return Walk(c.delta_over_sigma * sigma, c.gamma if gamma is None else gamma, c.u, c.scheme)
+
     @property
     def suffix(self) -> str:
-        return "" if self.name == "full" else f"_{self.name}"
+        """Output-name suffix: the profile (none for full) and any walk setting that is not the toy experiment's."""
+        default = toy_chain()
+        walk = [f"{k}{getattr(self.chain, k)}" for k in ("scheme", "delta_over_sigma", "gamma", "u")
+                if getattr(self.chain, k) != getattr(default, k)]
+        return "".join(f"_{part}" for part in ([] if self.name == "full" else [self.name]) + walk)
 
 
 FULL = Profile("full")

@@ -9,7 +9,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from ..runs.folders import REPO_ROOT
 from ..runs.provenance import provenance
 from .chains import ring_prior
 from .figures import figure_large_m, figure_smoothing, figure_stability
-from .profiles import CLAIMS, FULL, MIXTURE, NOTES, QUICK, SCOPE, SWEEPS, Profile
+from .profiles import CLAIMS, FULL, MIXTURE, NOTES, QUICK, SCOPE, SWEEPS, Profile, toy_chain
 from .sweeps import sweep_large_m, sweep_smoothing, sweep_stability
 
 
@@ -77,8 +77,9 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
         # run / table / experiment / profile: the fields report.tables.read_records needs (listed under unknown tables).
         "run": name, "table": "claims", "experiment": f"claims-toy-{sweep}", "profile": p.name,
         "claim": CLAIMS[sweep], "scope": SCOPE,
-        "config": {"claims": asdict(p), "mixture": MIXTURE, "walk": {"delta": "sigma/2", "gamma": 0.5, "u": 1.0,
-                                                                     "scheme": "aboba", "init": "uniform_shared"}},
+        "config": {"claims": asdict(p), "mixture": MIXTURE,
+                   "walk": {"delta": f"{p.chain.delta_over_sigma:g} sigma", "gamma": p.chain.gamma, "u": p.chain.u,
+                            "scheme": p.chain.scheme, "init": "uniform_shared"}},
         "seeds": {"base": p.seed, "rule": "seeding.generator('claims', base, <sweep>, <config...>[, chain index])"},
         "provenance": prov, "git_sha_at_end": provenance()["git_sha"], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "torch_threads": torch.get_num_threads(), "notes": NOTES[sweep], **extra,
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweeps", default=",".join(SWEEPS), help=f"comma-separated subset of {', '.join(SWEEPS)}")
     ap.add_argument("--out", default=str(REPO_ROOT / "results"), help="results folder (records/, tables/, figures/)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="chain.KEY=VALUE",
+                    help="the walk: chain.delta_over_sigma, chain.gamma, chain.u, chain.scheme (default: the toy experiment's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()]
@@ -114,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
     p = QUICK if args.quick else FULL
+    if args.overrides:
+        walk_keys = ("chain.delta_over_sigma", "chain.gamma", "chain.u", "chain.scheme")
+        sets = dict(item.split("=", 1) for item in args.overrides if "=" in item)
+        if len(sets) != len(args.overrides) or not set(sets) <= set(walk_keys):
+            ap.error(f"--set takes {', '.join(walk_keys)} as KEY=VALUE, got {args.overrides}")
+        p = replace(p, chain=toy_chain(sets))
     prior = ring_prior()
     for s in sweeps:
         r = run_sweep(s, p, Path(args.out), prior)

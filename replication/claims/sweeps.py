@@ -10,8 +10,8 @@ import torch
 
 from ..core import seeding
 from ..core.mnm import GaussianMixture
-from ..core.walk_jump import init_chains
 from ..evaluation.metrics import class_switch_rate, energy_distance, iat_sokal, integrated_autocorr_time
+from ..sampling.chains import init_chains
 from .chains import (ExactMDensity, batch_means_se, chain_generators, labels_of, learned_model, mean_se, model_fns,
                      oracle_mse, run_chains, sample_stats)
 from .profiles import Profile
@@ -61,7 +61,7 @@ def sweep_large_m(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]
                    "Bayes x_hat, Y ~ p(y) (perfect walk)": (exact.x_hat(y_iid).numpy(), None)}
         jumps_per_chain = p.n_eval // p.lm_chains
         steps = p.lm_burn_in + jumps_per_chain * p.lm_jump_every
-        walk_kw = dict(sigma=sigma, steps=steps, burn_in=p.lm_burn_in, jump_every=p.lm_jump_every)
+        walk_kw = dict(walk=p.walk(sigma), steps=steps, burn_in=p.lm_burn_in, jump_every=p.lm_jump_every)
         t0 = time.perf_counter()
         gc = seeding.generator("claims", p.seed, "large_m", "chain-exact", M)
         y0, v0 = init_chains(p.lm_chains, M, (d,), sigma, gc, dtype=torch.float64)
@@ -108,17 +108,17 @@ def smoothing_configs(p: Profile) -> list[dict]:
         for sigma in p.sigmas:
             M = round((sigma / se) ** 2)
             if sigma >= se and abs(math.sqrt(M) * se - sigma) < 1e-9:
-                configs.append({"set": f"fixed sigma_eff={se:g}", "sigma": sigma, "M": M, "gamma": 0.5})
+                configs.append({"set": f"fixed sigma_eff={se:g}", "sigma": sigma, "M": M, "gamma": p.chain.gamma})
                 Ms.append(M)
         if p.sm_controls:
             for M in Ms:
                 if M > 1:
-                    configs.append({"set": f"fixed sigma_eff={se:g}", "sigma": se, "M": 1, "gamma": 0.5 * math.sqrt(M),
+                    configs.append({"set": f"fixed sigma_eff={se:g}", "sigma": se, "M": 1, "gamma": p.chain.gamma * math.sqrt(M),
                                     "control_for": f"sigma={se * math.sqrt(M):g}, M={M}"})
     done = {(c["sigma"], c["M"], c["gamma"]) for c in configs}
     for sigma in p.sigmas:
-        if (sigma, p.fixed_M, 0.5) not in done and sigma >= 0.5:
-            configs.append({"set": f"fixed M={p.fixed_M}", "sigma": sigma, "M": p.fixed_M, "gamma": 0.5})
+        if (sigma, p.fixed_M, p.chain.gamma) not in done and sigma >= 0.5:
+            configs.append({"set": f"fixed M={p.fixed_M}", "sigma": sigma, "M": p.fixed_M, "gamma": p.chain.gamma})
     return configs
 
 
@@ -134,8 +134,8 @@ def sweep_smoothing(p: Profile, prior: GaussianMixture, configs: list[dict] | No
         gens = chain_generators("claims", p.seed, *tag, n=p.sm_chains)
         y0, v0 = init_chains(p.sm_chains, M, (d,), sigma, gens, dtype=torch.float64)
         t0 = time.perf_counter()
-        res = run_chains(exact.score, exact.x_hat, y0, v0, sigma=sigma, steps=p.sm_steps, burn_in=p.sm_burn_in,
-                         jump_every=p.sm_jump_every, gamma=gamma, generator=gens)
+        res = run_chains(exact.score, exact.x_hat, y0, v0, walk=p.walk(sigma, gamma), steps=p.sm_steps,
+                         burn_in=p.sm_burn_in, jump_every=p.sm_jump_every, generator=gens)
         wall = time.perf_counter() - t0
         jumps = res["jumps"]
         switch, iat, cens, iat_lib, visited, tv, cover = [], [], [], [], [], [], []
@@ -168,7 +168,7 @@ def sweep_smoothing(p: Profile, prior: GaussianMixture, configs: list[dict] | No
         rows.append({
             "claim": "smoothing is key for good mixing", "set": c.get("set", ""), "sigma": sigma, "M": M,
             "sigma_eff": exact.mnm.sigma_eff, "gamma": gamma, "gamma_eff": gamma * math.sqrt(M),
-            "delta": sigma / 2, "control_for": c.get("control_for", ""), "chains": p.sm_chains, "steps": p.sm_steps,
+            "delta": p.walk(sigma).delta, "control_for": c.get("control_for", ""), "chains": p.sm_chains, "steps": p.sm_steps,
             "jumps_per_chain": jumps.shape[1], "switch_rate": sw, "switch_rate_se": sw_se,
             "iat_cos_steps": ia, "iat_cos_steps_se": ia_se, "iat_censored_chains": int(np.sum(cens)),
             "iat_cos_steps_library": mean_se(iat_lib)[0], "modes_visited": vi, "modes_visited_se": vi_se,
@@ -207,8 +207,8 @@ def sweep_stability(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dic
         g = seeding.generator("claims", p.seed, "stability", name)
         y0, v0 = init_chains(1, M, (d,), sigma, g, dtype=dtype)
         t0 = time.perf_counter()
-        res = run_chains(score, jump, y0, v0, sigma=sigma, steps=p.st_steps, burn_in=0, jump_every=p.st_jump_every,
-                         generator=g)
+        res = run_chains(score, jump, y0, v0, walk=p.walk(sigma), steps=p.st_steps, burn_in=0,
+                         jump_every=p.st_jump_every, generator=g)
         wall = time.perf_counter() - t0
         x, kin, spread, yb = res["jumps"][0], res["kinetic"][0], res["spread"][0], res["y_bar"][0]
         traces[name] = x
@@ -235,7 +235,7 @@ def sweep_stability(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dic
                  "window": "stationary target", "n_jumps": len(xs), **sample_stats(xs, prior),
                  "switch_rate": class_switch_rate(labels_of(xs, prior)),
                  "jump_radius": float(np.linalg.norm(xs, axis=1).mean()),
-                 "kinetic_per_coord": 1 / (1 - (sigma / 2) ** 2 / (4 * sigma**2)),
+                 "kinetic_per_coord": p.chain.u / (1 - p.chain.u * p.walk(sigma).delta ** 2 / (4 * sigma**2)),
                  "spread_per_coord": sigma**2})
     extra["traces"] = traces
     extra["reference_notes"] = ("kinetic target: ABOBA's stationary Var(v) = u / (1 - u delta^2 / (4 sigma^2)) along the "

@@ -37,7 +37,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import seeding
-from ..core.walk_jump import ChainDiverged, ChainState, init_chains, walk
+from ..sampling.chains import ChainState, init_chains
+from ..sampling.integrators import ChainDiverged
+from ..sampling.loop import walk_jump
 from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
 from ..errors import RunStateError, UsageError
 from ..evaluation.images import to_uint8
@@ -142,7 +144,6 @@ class ChainJob(submitit.helpers.Checkpointable):
         image = len(e.image_shape) == 3
         buffer: list[dict] = []
         t0 = last_ckpt_time = time.perf_counter()
-        grad_ctx = torch.inference_mode if e.model.scheme == "mdae" else torch.no_grad
         bar = tqdm(total=c.steps, initial=step, desc=f"chain {e.id}", unit="step", disable=not self.progress,
                    mininterval=2.0, smoothing=0.05, dynamic_ncols=True)
 
@@ -162,35 +163,15 @@ class ChainJob(submitit.helpers.Checkpointable):
                 old.unlink(missing_ok=True)
             last_ckpt_time = time.perf_counter()
 
-        def diverged(err: ChainDiverged) -> None:
-            # The newest checkpoint on disk is from before the failing step: it is kept as is.
-            last = self._newest_state_name(out)
-            atomic_write_json(out / "FAILED.json", {
-                "step": err.step, "error": str(err), "key": key, "last_good_checkpoint": last,
-                "last_good_step": int(Path(last).stem.split("_")[1]) if last else None})
-            bar.close()
-
-        with grad_ctx():
-            while step < c.steps:
-                target = self._next_boundary(step, c)
-                try:
-                    y, v = walk(scheme.score, y, v, steps=target - step, delta=e.delta, gamma=c.gamma, u=c.u,
-                                generator=gens, scheme=c.scheme, start_step=step,
-                                check_every=1 if device.type == "cpu" else 100)
-                    if not torch.isfinite(v).all():  # walk watches y; v feeds y, but be explicit
-                        raise ChainDiverged(target, f"walk-jump chain velocity became non-finite by step {target}")
-                except ChainDiverged as err:
-                    diverged(err)
-                    raise
-                bar.update(target - step)
-                step = target
-                if step > c.burn_in and (step - c.burn_in) % c.jump_every == 0:
-                    x_hat = scheme.jump(y).float().cpu()
-                    if not torch.isfinite(x_hat).all():
-                        err = ChainDiverged(step, f"the jump x_hat became non-finite at step {step} (y finite): "
-                                                  f"the model is broken or y left the region it was trained on")
-                        diverged(err)
-                        raise err
+        chain = walk_jump(scheme.score, scheme.jump, y, v, walk=e.walk, steps=c.steps, jump_every=c.jump_every,
+                          burn_in=c.burn_in, generator=gens, start_step=step, stop_every=c.ckpt_every,
+                          check_every=1 if device.type == "cpu" else 100, autograd=e.model.scheme != "mdae")
+        try:
+            for stop in chain:
+                bar.update(stop.step - step)
+                step, y, v = stop.step, stop.y, stop.v
+                if stop.x_hat is not None:
+                    x_hat = stop.x_hat.float().cpu()
                     buffer.append(self._diagnostics(x_hat, prev, step, classify, image))
                     prev = x_hat
                 if step % c.ckpt_every == 0 or step == c.steps or time.perf_counter() - last_ckpt_time > CKPT_SECS:
@@ -198,6 +179,14 @@ class ChainJob(submitit.helpers.Checkpointable):
                     if self.stop_after is not None and step >= self.stop_after and step < c.steps:
                         bar.close()
                         return {"stopped_at": step}
+        except ChainDiverged as err:
+            # The newest checkpoint on disk is from before the failing step: it is kept as is.
+            last = self._newest_state_name(out)
+            atomic_write_json(out / "FAILED.json", {
+                "step": err.step, "error": str(err), "key": key, "last_good_checkpoint": last,
+                "last_good_step": int(Path(last).stem.split("_")[1]) if last else None})
+            bar.close()
+            raise
         bar.close()
         wall += time.perf_counter() - t0
         summary = summarize(out, e, wall, classify is not None)
@@ -218,16 +207,6 @@ class ChainJob(submitit.helpers.Checkpointable):
         return rec
 
     # ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _next_boundary(step: int, c) -> int:
-        """Next walk step at which something happens: a jump, a checkpoint, or the end."""
-        candidates = [c.steps, (step // c.ckpt_every + 1) * c.ckpt_every]
-        if step < c.burn_in:
-            candidates.append(c.burn_in + c.jump_every)
-        else:
-            candidates.append(c.burn_in + ((step - c.burn_in) // c.jump_every + 1) * c.jump_every)
-        return min(candidates)
-
     def _classifier(self):
         if not self.classifier_path:
             return None

@@ -15,22 +15,30 @@ writes results/drift/<run>.json: the config, the statistics at each checkpoint s
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import time
 from pathlib import Path
 
 import torch
 
-from ..core.walk_jump import walk
 from ..data.storage import atomic_write_json
 from ..runs import experiments
+from ..sampling.loop import walk_jump
 
 
 def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: Path, data_root: str | None,
                   n_chains: int = 100, steps: int = 2000, every: int = 250, seed: int = 0) -> dict:
+    """K chains from noisy test images, walked with the experiment's walk (e.walk); statistics every `every` steps.
+
+    Per row: the jumps' mean pixel, class shares and Fréchet distance to held-out images (classifier features);
+    r = mean |y_m - x_hat_m|^2 / (d sigma^2) (about 1 on noisy data: the walk's temperature as the denoiser sees
+    it) and v_var = mean v^2 / u (1 at the continuous dynamics' stationarity).
+    """
     from ..data.datasets import load_images, to_unit
-    from ..evaluation.classifier import features, load_classifier
-    from ..evaluation.metrics import frechet_distance_features
+    from ..evaluation.classifier import features, load_classifier, predict
+    from ..evaluation.metrics import class_histogram, frechet_distance_features
     from ..runs.models import load_model
 
     scheme = load_model(model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model)
@@ -41,18 +49,26 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
     x0, ref = test[pick[:n_chains]], test[pick[n_chains : 2 * n_chains]]
     f_ref = features(clf, ref)
     y = scheme.mnm.measure(x0, g)
-    v = torch.zeros_like(y)
-    rows, t0 = [], time.perf_counter()
-    with torch.inference_mode():
-        for step in range(0, steps + 1, every):
-            if step:
-                y, v = walk(scheme.score, y, v, steps=every, delta=e.delta, gamma=e.chain.gamma, u=e.chain.u,
-                            generator=g, scheme=e.chain.scheme, start_step=step - every)
-            x_hat = scheme.jump(y).clamp(0, 1)
-            rows.append({"step": step, "mean_pixel": float(x_hat.mean()),
-                         "FD_classifier": frechet_distance_features(features(clf, x_hat), f_ref)})
+    autograd = e.model.scheme != "mdae"
+    d = math.prod(e.image_shape)
+
+    def row(step: int, y: torch.Tensor, v: torch.Tensor, x_hat: torch.Tensor) -> dict:
+        with torch.no_grad() if autograd else torch.inference_mode():
+            r = float(((y - scheme.x_hat(y)) ** 2).flatten(1).sum(1).mean() / (e.model.M * d * e.model.sigma**2))
+        x_hat = x_hat.clamp(0, 1)
+        return {"step": step, "mean_pixel": float(x_hat.mean()),
+                "class_shares": (class_histogram(predict(clf, x_hat).numpy(), 10) / n_chains).round(4).tolist(),
+                "FD_classifier": frechet_distance_features(features(clf, x_hat), f_ref), "r": r,
+                "v_var": float(v.pow(2).mean() / e.chain.u)}
+
+    t0 = time.perf_counter()
+    with torch.no_grad() if autograd else torch.inference_mode():
+        rows = [row(0, y, torch.zeros_like(y), scheme.jump(y))]
+    for stop in walk_jump(scheme.score, scheme.jump, y, torch.zeros_like(y), walk=e.walk, steps=steps, jump_every=every,
+                          generator=g, autograd=autograd):
+        rows.append(row(stop.step, stop.y, stop.v, stop.x_hat))
     calib = {"mean_pixel_data": float(test.mean()), "FD_classifier_real": frechet_distance_features(features(clf, x0), f_ref)}
-    return {"steps": steps, "n_chains": n_chains, "delta": e.delta, "gamma": e.chain.gamma, "rows": rows,
+    return {"steps": steps, "n_chains": n_chains, "walk": dataclasses.asdict(e.walk), "rows": rows,
             "calibration": calib, "wall_s": time.perf_counter() - t0}
 
 
@@ -83,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     path = results / "drift" / f"{e.run_name}.json"
     atomic_write_json(path, record)
     for r in out["rows"]:
-        print(f"step {r['step']:6d}: mean pixel {r['mean_pixel']:.3f}  FD_classifier {r['FD_classifier']:.1f}")
+        print(f"step {r['step']:6d}: mean pixel {r['mean_pixel']:.3f}  FD_classifier {r['FD_classifier']:.1f}  "
+              f"r {r['r']:.3f}  v_var {r['v_var']:.3f}")
     print(f"data: mean pixel {out['calibration']['mean_pixel_data']:.3f}; FD of the start images "
           f"{out['calibration']['FD_classifier_real']:.1f}; wrote {path}")
     return 0

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import UsageError
+from ..sampling.integrators import INTEGRATORS, Walk
 
 PROFILES = ("paper", "cpu", "quick", "smoke")
 
@@ -62,7 +63,7 @@ class ChainSpec:
     delta_over_sigma: float = 0.5  # delta = sigma/2 [C]
     gamma: float = 0.5  # friction, zeta = exp(-gamma delta) [C]
     u: float = 1.0  # inverse mass [C]
-    scheme: str = "aboba"  # Sachs et al. [C]; "cheng" for Cheng et al.
+    scheme: str = "aboba"  # the walk's integrator (sampling.integrators.INTEGRATORS): Sachs et al. [C]; "baoab", "cheng"
     init: str = "uniform_shared"  # [C]; "uniform_independent" [A4]
     seed: int = 0
     ckpt_every: int = 10_000
@@ -99,6 +100,13 @@ class Experiment:
     @property
     def delta(self) -> float:
         return self.chain.delta_over_sigma * self.model.sigma
+
+    @property
+    def walk(self) -> Walk:
+        """The walk's settings (delta = chain.delta_over_sigma * sigma, gamma, u, integrator): every chain of this
+        experiment, in the pipeline, the drift measurement and the benchmarks, walks with these."""
+        c = self.chain
+        return Walk(self.delta, c.gamma, c.u, c.scheme)
 
     @property
     def n_samples(self) -> int:
@@ -317,6 +325,8 @@ def validate(e: Experiment) -> None:
             raise UsageError(f"{e.id}: {name} must be >= 1, got {value}")
     if not (c.delta_over_sigma > 0 and c.gamma > 0 and c.u > 0):
         raise UsageError(f"{e.id}: chain.delta_over_sigma, chain.gamma and chain.u must be > 0")
+    if c.scheme not in INTEGRATORS:
+        raise UsageError(f"{e.id}: unknown walk integrator chain.scheme={c.scheme!r}; known: {', '.join(INTEGRATORS)}")
     if c.burn_in < 0 or c.burn_in >= c.steps:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
 
