@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--status", action="store_true", help="print what is done, running or failed")
     p.add_argument("--cancel", action="store_true", help="cancel the table's queued/running jobs")
     p.add_argument("--wait", action="store_true", help="slurm: wait for the submitted jobs, then write the report")
-    p.add_argument("--report", action="store_true", help="regenerate results/tables and REPORT.md from results/records")
+    p.add_argument("--report", action="store_true",
+                   help="regenerate results/tables and REPORT.md from results/records (first filling in the chain "
+                        "statistics of records that lack them, from their committed thinned jumps)")
     p.add_argument("--stage-assets", action="store_true", help="download clean-fid's Inception weights and statistics (needs internet)")
     p.add_argument("--assets", default=None, help="assets folder (default assets/ or $REPLICATION_ASSETS)")
     p.add_argument("--download", metavar="DATASET", help="download a dataset with torchvision (users' machines)")
@@ -113,8 +115,11 @@ def run(args: argparse.Namespace) -> int:
     if args.compile:
         os.environ[COMPILE_ENV] = "1"  # read by the chain stage, here or in local/submitit subprocesses
     if args.report:
+        from .pipeline.statistics import backfill
         from .report.render import write_report
 
+        for line in backfill(results, args.data_root, args.device):  # records scored before the chain statistics
+            print(f"filled in {line}")
         out = write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results"
                            else results / "REPORT.md", repo_root=REPO_ROOT)
         print(f"wrote {out} and {results / 'APPENDIX.md'}")

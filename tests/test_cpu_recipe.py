@@ -119,3 +119,14 @@ def test_score_commits_thinned_uint8_samples_and_stability(tmp_path):
             "class_shares_tv[first vs last 10% of jumps]"} <= set(names)
     assert names["mean_pixel[data: test images]"]["value"] == pytest.approx(0.286, abs=0.01)
     assert run_dir(e, tmp_path).exists()
+    # the chain statistics (docs/statistics.md): every jump of the chain, the reference from the run's own model
+    from replication.evaluation import chain_stats as cs
+
+    stats = cs.read_metrics(record["metrics"], ("footwear", "clothing", "bag"))
+    assert stats and set(stats["shares"]) == set(stats["reference"]) == {"footwear", "clothing", "bag"}
+    assert sum(m["value"] for m in stats["shares"].values()) == pytest.approx(1)
+    assert all(m["n"] == n_jumps and m["mcse"] >= 0 and m["ess"] > 0 for m in stats["shares"].values())
+    assert sum(m["value"] for m in stats["reference"].values()) == pytest.approx(1)
+    assert all(m["n"] == 1000 and 0 <= m["se"] <= 0.016 for m in stats["reference"].values())
+    assert not stats["switches"]["lower_bound"] and stats["switches"]["value"] >= 0
+    assert stats["verdict"]["label"] in ("undecided", "not stable") and stats["verdict"]["arviz_stats"] == "0.8.0"

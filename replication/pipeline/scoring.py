@@ -23,11 +23,8 @@ from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
 from .chain import read_shards
-
-
-def _metric(metric, value, *, mode=None, n=None, reference=None, status="ok", reason=None, **extra) -> dict:
-    return {"metric": metric, "value": None if value is None else float(value), "mode": mode, "n": n,
-            "reference": reference, "status": status, "reason": reason, **extra}
+from .score_common import metric as _metric
+from .score_common import one_step_jumps
 
 
 def score_run(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
@@ -82,14 +79,22 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
                            reference=f"{n} training images", extractor="test-proj16"))
 
     thinned = _thinned(shards, THINNED_N)
+    jumps = one_step_jumps(e, train_dir(e, results) / "model.pt", test_x, device) if test_x is not None else None
     if e.score.classifier:
+        from .statistics import chain_metrics, reference
+
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
         if n > THINNED_N:  # with fewer jumps the thinned set is all of them: the metrics above
             metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
                                            suffix=f" ({len(thinned['images']):,} thinned)")
         metrics += _stability_metrics(e, results, samples[:, 0], test_x)
+        if "label" in shards:  # the run's first chain, every jump (docs/statistics.md)
+            metrics += chain_metrics(e, shards["label"][:, 0], shards["mean"][:, 0], shards["step"], metrics,
+                                     reference(e, classifier_path(e, results), jumps),
+                                     source=f"all {len(shards['label']):,} jumps of the chain",
+                                     n_chains=shards["label"].shape[1])
     if e.score.denoise:
-        metrics += _denoise_metrics(e, results, test_x, device)
+        metrics += _denoise_metrics(e, results, jumps)
 
     figures = {"samples": _rel(_save_samples(thinned, results / "samples" / f"{e.run_name}.npz"), results)}
     grid = _figure_path(results, e, "grid")
@@ -168,7 +173,8 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
     """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
     from ..data.datasets import to_unit
     from ..evaluation.classifier import load_classifier, predict
-    from ..evaluation.metrics import class_histogram, iat_sokal
+    from ..evaluation.chain_stats import trace_stats
+    from ..evaluation.metrics import class_histogram
 
     model, _ = load_classifier(classifier_path(e, results))
     tenth = max(1, len(images) // 10)
@@ -176,10 +182,12 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
     data_shares = class_histogram(predict(model, data), 10)
     out = [_metric("mean_pixel[data: test images]", data.mean(), n=len(data), reference="held-out test split",
                    calibration=True)]
-    # How many independent jumps a window is worth: n / tau, tau the integrated autocorrelation time of the
-    # per-jump mean pixel over the whole chain; mcse: the Monte Carlo standard error of the window's mean pixel.
+    # How many independent jumps a window is worth: n / tau, tau = N / ESS the integrated autocorrelation time of
+    # the per-jump mean pixel over the whole chain (arviz-stats' bulk ESS, evaluation/chain_stats.py); mcse: the
+    # Monte Carlo standard error of the window's mean pixel.
     series = images.reshape(len(images), -1).mean(1) / 255.0
-    tau = max(1.0, iat_sokal(series)[0]) if len(series) > 10 else 1.0
+    ess = trace_stats(series)["ess"] if len(series) > 10 else None
+    tau = max(1.0, len(series) / ess) if ess else 1.0
     shares = {}
     for name, part in (("first 10%", images[:tenth]), ("last 10%", images[-tenth:])):
         x = to_unit(torch.from_numpy(part))
@@ -229,20 +237,14 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
     return out
 
 
-def _denoise_metrics(e: Experiment, results: Path, test_x: torch.Tensor, device: str, n: int = 1000) -> list[dict]:
-    """One-step jump quality on held-out images: E|x - x_hat(y)|^2 per image (summed over pixels), against the
-    naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
+def _denoise_metrics(e: Experiment, results: Path, jumps: tuple) -> list[dict]:
+    """One-step jump quality on held-out images (score_common.one_step_jumps): E|x - x_hat(y)|^2 per image (summed over
+    pixels), against the naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
     from ..evaluation.classifier import features, load_classifier
-    from ..data.datasets import to_unit
     from ..evaluation.metrics import frechet_distance_features
-    from ..runs.models import load_model
 
-    scheme = load_model(train_dir(e, results) / "model.pt", e.image_shape, use_ema=e.train.sample_with_ema,
-                        spec=e.model).to(device)
-    x = to_unit(test_x[:n]).to(device)
-    y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))
-    with torch.inference_mode():
-        x_hat = torch.cat([scheme.jump(y[i : i + 100]) for i in range(0, n, 100)])
+    x, y, x_hat, scheme = jumps
+    n = len(x)
     mse = ((x_hat - x) ** 2).flatten(1).sum(1).mean().item()
     mse_ybar = ((y.mean(1).clamp(0, 1) - x) ** 2).flatten(1).sum(1).mean().item()
     ref = f"{n} noisy test images, sigma_eff = {scheme.mnm.sigma_eff:.3g}"
