@@ -12,7 +12,8 @@ import pandas as pd
 from ..data.storage import atomic_write_bytes
 from ..runs import experiments
 from .headline import dedup
-from .tables import code_version, config_hash, duration, hardware, shares_text, to_markdown
+from .tables import (chain_statistics, code_version, config_hash, duration, ess_text, hardware, pm, shares_text,
+                     to_markdown)
 
 
 def _link(path: Path, base: Path) -> str:
@@ -48,6 +49,32 @@ def chain_rows(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stats_rows(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """Chain statistics (rule 2, docs/statistics.md), one row per run that has them: each group's share ± MCSE
+    (ESS) and the reference's ± SE, the mean pixel, the split-R-hats, S and the verdict; and the verdicts' reasons."""
+    rows, reasons = [], []
+    for r in records:
+        st = chain_statistics(r)
+        if not st:
+            continue
+        v, s, mp = st["verdict"], st.get("switches"), st.get("mean_pixel")
+        row = {"run": f"{r['experiment']} ({config_hash(r)})", "jumps": ("thinned " if v.get("thinned") else "")
+               + f"{v.get('n', 0):,}"}
+        for g, m in st["shares"].items():
+            ref = st["reference"].get(g)
+            row[g] = f"{pm(m['value'], m.get('mcse'))} ({ess_text(m.get('ess'))})"
+            row[f"{g} ref."] = pm(ref["value"], ref.get("se")) if ref else "—"
+        row["mean pixel"] = f"{pm(mp['value'], mp.get('mcse'))} ({ess_text(mp.get('ess'))})" if mp else ""
+        row["split-R̂ (mean pixel, groups)"] = " / ".join("—" if m.get("rhat") is None else f"{m['rhat']:.2f}"
+                                                        for m in [mp, *st["shares"].values()] if m)
+        row["S (per 10⁵ steps)"] = "" if not s else (("≥ " if s.get("lower_bound") else "") + f"{s['value']:,.0f}"
+                                                   + (f" ({s['per_1e5_steps']:.3g})" if s.get("per_1e5_steps") is not None else ""))
+        row["verdict"] = v.get("label")
+        rows.append(row)
+        reasons.append(f"- `{r['run']}`: {'; '.join(v.get('reasons') or [])}.")
+    return pd.DataFrame(rows), reasons
+
+
 def render_appendix(records: list[dict], results_dir: Path, tables: bool = True) -> str:
     """The text of <results>/APPENDIX.md (links relative to `results_dir`); with `tables`, writes the CSVs."""
     runs = [r for r in records if r["table"] in experiments.TABLES]
@@ -75,8 +102,15 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
             kept, dups = dedup(rs)
             lines += ["Provenance:", "", to_markdown(provenance_rows(rs)), "", "Chain diagnostics:", "",
                       to_markdown(chain_rows(rs)), ""]
+            stats, reasons = stats_rows(kept)
+            if len(stats):
+                lines += ["Chain statistics (rule 2, [docs/statistics.md](../docs/statistics.md)): shares of the "
+                          "classifier's groups ± MCSE (bulk ESS), the reference's (one-step jumps from noised test "
+                          "images) ± binomial SE; shares and S of `thinned` runs come from their committed thinned "
+                          "jumps (S then a lower bound). Verdict reasons below the table.", "",
+                          to_markdown(stats), ""] + reasons + [""]
             shares = [f"- `{r['run']}` ({config_hash(r)}): {shares_text(r)}" for r in kept if shares_text(r)]
-            lines += (["Class shares of the jumps (largest first):", ""] + shares + [""]) if shares else []
+            lines += (["Class shares of the jumps (largest first; ± MCSE where the chain statistics hold them):", ""] + shares + [""]) if shares else []
             lines += [f"- {d}" for d in dups] + ([""] if dups else [])
     claims = [r for r in records if r["table"] == "claims"]
     if claims:

@@ -9,27 +9,34 @@ from typing import Any
 
 import pandas as pd
 
+from ..evaluation import chain_stats
+from ..evaluation.classifier import CLASS_GROUPS
 from ..runs import experiments, paper
-from .tables import (config_hash, count, is_fid, missing_paper_reason, not_fid_fd, paper_number_for,
-                            profile_note, profile_rank, record_sort_key, text, top_class, load_records)
+from .tables import (chain_statistics, config_hash, count, is_fid, missing_paper_reason, not_fid_fd,
+                     paper_number_for, pm, profile_note, profile_rank, record_sort_key, share_pm, text, top_class,
+                     load_records)
 
 # Metrics in headline order, with their column names; others follow alphabetically. Calibration points and
 # the context metrics are stated once per table instead.
 METRIC_COLUMNS = {
     "FID|legacy_tensorflow": "FID (legacy TF)", "FID|clean": "FID (clean)", "FID|": "FID",
     "FD_classifier (1,000 thinned)|": "FD classifier (1,000 thinned)", "FD_classifier|": "FD classifier",
-    "class_coverage|": "classes ≥ 2%", "mean_pixel[first 10% of jumps]|": "mean pixel, first 10%",
-    "mean_pixel[last 10% of jumps]|": "mean pixel, last 10%", "denoise_mse|": "denoise MSE",
+    "class_coverage|": "classes ≥ 2%", "denoise_mse|": "denoise MSE",
     "denoise_FD_classifier|": "denoise FD", "mode_weight_tv|": "mode TV", "modes_visited|": "modes",
     "on_manifold_fraction|": "on manifold", "energy_distance|": "energy distance",
     "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
-    "class_shares_tv[20 windows vs whole chain, mean]|": "class-share TV, 5% windows vs chain",
 }
 # Stated elsewhere (the samples paragraph, the appendix CSV) rather than as columns.
 CONTEXT_METRICS = ("classifier_test_accuracy", "class_coverage (1,000 thinned)", "top_class_share",
-                   "top_class_share (1,000 thinned)", "class_shares_tv[first 10% of jumps vs data]",
-                   "class_shares_tv[last 10% of jumps vs data]")
+                   "top_class_share (1,000 thinned)")
+# In the records and the CSV only: the first/last-10% windows and the window TV that rule 2 replaced, and the
+# chain statistics, which get their own columns (value ± MCSE with the ESS) below.
+CSV_ONLY = ("mean_pixel[first 10% of jumps]", "mean_pixel[last 10% of jumps]",
+            "class_shares_tv[first 10% of jumps vs data]", "class_shares_tv[last 10% of jumps vs data]",
+            "class_shares_tv[first vs last 10% of jumps]", "class_shares_tv[20 windows vs whole chain, mean]",
+            *{name for groups in [{}, *CLASS_GROUPS.values()] for name in chain_stats.metric_names(groups)})
 MAX_COLUMNS = 12
+STATS_COLUMNS = 3  # "<group> ± MCSE (ESS); ref.", "S", "verdict"
 
 
 def _key(metric: Any, mode: Any) -> str:
@@ -125,15 +132,17 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
     df = load_records(records)
     numbers = paper.numbers_for(table)
     registry = {e.id: e for e in experiments.resolve(table, "paper")}
-    main = df[(df["calibration"] != True) & ~df["metric"].isin(CONTEXT_METRICS) & df["metric"].notna()]  # noqa: E712
+    main = df[(df["calibration"] != True) & ~df["metric"].isin(CONTEXT_METRICS + CSV_ONLY) & df["metric"].notna()]  # noqa: E712
     ok = main[(main["status"] == "ok") & main["value"].notna()]
     keys = sorted({_key(m, o) for m, o in zip(ok["metric"], ok["mode"])}
                   | ({"FID|legacy_tensorflow"} if any(n.metric == "FID" for n in numbers) else set()),
                   key=lambda k: (list(METRIC_COLUMNS).index(k) if k in METRIC_COLUMNS else len(METRIC_COLUMNS), k))
     labelled = any((r.get("chain") or {}).get("class_histogram") for r in records)
-    switch = any((r.get("chain") or {}).get("class_switch_rate") is not None for r in records)
+    stats = {r["run"]: chain_statistics(r) for r in records}
+    group = next((next(iter(st["shares"])) for st in stats.values() if st and st["shares"]), None)
+    switch = not group and any((r.get("chain") or {}).get("class_switch_rate") is not None for r in records)
     missing = [n for n in numbers if not any(paper_number_for(x, [n]) for _, x in df.iterrows())]
-    fixed = 4 + labelled + switch + bool(numbers) + bool(missing)
+    fixed = 4 + labelled + switch + STATS_COLUMNS * bool(group) + bool(numbers) + bool(missing)
     plumbing = [k for k in keys if "NOT FID" in k]  # the clean-fid path's test extractor: in the CSV, not here
     keys = ([k for k in keys if k not in plumbing] or plumbing)[: max(1, MAX_COLUMNS - fixed)]
     rows = []
@@ -153,6 +162,8 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
             paper_value = number.value if number else paper_value
         if labelled:
             row["top class"] = top_class(r)
+        if group:
+            row.update(stats_cells(stats[r["run"]], group))
         if switch:
             row["class switch rate"] = (r.get("chain") or {}).get("class_switch_rate")
         if numbers:
@@ -170,6 +181,22 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
     out = pd.DataFrame(rows)
     notes += differences(records)
     return out, notes
+
+
+def stats_cells(st: dict | None, group: str) -> dict[str, str]:
+    """The chain-statistics cells of a headline row: the group's share ± MCSE (ESS) and the reference's ± SE, S
+    ("≥ S" when counted on thinned jumps: a lower bound) and the rule-2 verdict with the largest split-R-hat."""
+    share, ref = (st or {}).get("shares", {}).get(group), (st or {}).get("reference", {}).get(group)
+    cells = {f"{group} ± MCSE (ESS); ref.": "", "S": "", "verdict (largest R̂)": ""}
+    if not st or not share:
+        return cells
+    s, v = st.get("switches"), st["verdict"]
+    traces = [m for m in [st.get("mean_pixel"), *st["shares"].values()] if m and not m.get("constant")]
+    rhats = [m.get("rhat") for m in traces]
+    worst = "R̂ undefined" if None in rhats else f"R̂ {max(rhats):.2f}" if rhats else ""
+    return {f"{group} ± MCSE (ESS); ref.": f"{share_pm(share, '')}; {pm(ref['value'], ref.get('se')) if ref else '—'}",
+            "S": "" if not s else ("≥ " if s.get("lower_bound") else "") + f"{s['value']:,.0f}",
+            "verdict (largest R̂)": "; ".join(x for x in (v.get("label"), worst) if x)}
 
 
 def paper_scale_short(e: experiments.Experiment) -> str:
@@ -202,6 +229,8 @@ def not_computed_notes(records: list[dict], table: str) -> list[str]:
     df = df[df["metric"].notna() & (df["calibration"] != True)]  # noqa: E712
     lines = []
     for metric, g in df.groupby("metric", sort=True):
+        if metric in CSV_ONLY:  # the chain statistics say it in their cells ("—") and the appendix
+            continue
         if (g["status"] != "ok").all():
             modes = ", ".join(sorted({text(m) for m in g["mode"] if text(m)}))
             reason = text(g["reason"].dropna().iloc[0]) if g["reason"].notna().any() else text(g["status"].iloc[0])

@@ -25,9 +25,9 @@ from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import chain_diagnostics, loss_curve, metric_vs_samples
 from .headline import banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale, runs_scale
-from .scoreboard import claim_summary, scoreboard
-from .tables import (class_shares, code_version, config_hash, count, figure_path, not_run_reason, profile_rank,
-                     read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
+from .scoreboard import RULES, claim_summary, scoreboard
+from .tables import (class_shares, class_shares_pm, code_version, config_hash, count, figure_path, not_run_reason, pm,
+                     profile_rank, read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
 
 REPORT_COMMAND = "python replicate.py --report"
 TABLE_TITLES = {
@@ -79,11 +79,9 @@ def _scoreboard_lines(records: list[dict]) -> list[str]:
         "section": ", ".join(f"[{t}](#{anchor(t)})" for t in dict.fromkeys(r["tables"])),
     } for r in rows])
     return [to_markdown(df), "",
-            "Verdicts are computed from the records by the rules in `replication/report/scoreboard.py` (a chain is stable "
-            "when it stays finite, the mean pixel of its jumps moves by at most 0.02 between its first and last 10% and, "
-            "where recorded, their class shares differ by at most 0.10 in total variation; it is on the data when both "
-            "windows are also within 0.02 of the data's mean pixel and no class holds over 25%; an FID reproduces "
-            "within 10%). Paper targets come from `replication/runs/paper.py`.", ""]
+            "Verdicts are computed from the records by the rules in `replication/report/scoreboard.py` (rule 2, "
+            f"[docs/statistics.md](docs/statistics.md): {RULES}; an FID reproduces within 10%). Paper targets come "
+            "from `replication/runs/paper.py`.", ""]
 
 
 def _scale_gap(records: list[dict]) -> list[str]:
@@ -156,8 +154,12 @@ def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases
             continue
         chains = "one chain" if c.get("n_chains") == 1 else f"{text(c.get('n_chains')) or '?'} chains"
         head = f"- {name}, {r['profile']}, {chains} of {c.get('steps', 0):,} walk steps, {c.get('n_jumps', 0):,} jumps"
-        shares = class_shares(r)
-        if shares:
+        shares, with_err = class_shares(r), class_shares_pm(r)
+        if with_err:  # ± MCSE of the per-jump class traces (chain statistics)
+            ranked = sorted(with_err, key=lambda s: (-s[1], s[0]))
+            head += (f". Top class: **{top_class(r)}** of the jumps (uniform {100 / len(ranked):.0f}%); then "
+                     + ", ".join(f"{n} {pm(v, e, 100, '%')}" for n, v, e in ranked[1:5]) + " (± MCSE)")
+        elif shares:
             ranked = sorted(shares, key=lambda s: (-s[1], s[0]))
             head += (f". Top class: **{top_class(r)}** of the jumps (uniform would be {100 / len(shares):.0f}%); then "
                      + ", ".join(f"{n} {100 * v:.1f}%" for n, v in ranked[1:5])
@@ -259,7 +261,11 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "How to read the tables below: one row per run (runs with the same config hash are shown once); "
         "`params · train · chain steps` = network parameters · training steps · walk steps of the chain; metrics "
         "are computed on all jumps of the run (its n); `top class` = the class the suite's classifier assigns to "
-        "most jumps, with its share (10% each for a perfect Fashion-MNIST sampler); `paper` = the paper's number, "
+        "most jumps, with its share (10% each for a perfect Fashion-MNIST sampler); `footwear ± MCSE (ESS); ref.` = "
+        "share of jumps classified sandal, sneaker or ankle boot ± Monte Carlo standard error (bulk ESS), then that "
+        "share for one-step jumps from 1,000 noised test images ± binomial SE (—: model not committed); `S` = "
+        "footwear↔clothing switches (≥: on the 1,000 committed thinned jumps, a lower bound; their shares too); "
+        "`verdict` = rule 2, largest split-R̂; `paper` = the paper's number, "
         "beside the reproduced one. Samples, per run: a grid of jumps spread over the chain, its last 20 "
         "consecutive jumps and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 "
         "windows along the chain.", ""]

@@ -9,7 +9,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from .tables import class_shares, count, figure_path, profile_note, top_class
+from .headline import CSV_ONLY
+from .tables import chain_statistics, class_shares, count, ess_text, figure_path, pm, profile_note, top_class
 
 CONTEXT = ("classifier_test_accuracy",)
 
@@ -51,8 +52,11 @@ def _verdict(r: dict, metrics: dict[str, dict]) -> str:
                          "noise (classifier features)")
         else:
             words.append("the jumps are no closer to real images than uniform noise (classifier features)")
-    shares = class_shares(r)
-    if shares:
+    shares, st = class_shares(r), chain_statistics(r)
+    if st:  # rule 2 (docs/statistics.md) replaces the class-balance words
+        v = st["verdict"]
+        words.append(f"chain (rule 2): {v['label']} ({'; '.join(v.get('reasons') or [])})")
+    elif shares:
         name, share = max(shares, key=lambda s: s[1])
         if share > 2 / len(shares):
             words.append(f"they over-represent {name} ({100 * share:.0f}% of jumps; real data: {100 / len(shares):.0f}%)")
@@ -67,6 +71,39 @@ def _verdict(r: dict, metrics: dict[str, dict]) -> str:
     if note:
         words.append(f"not comparable to the paper ({note.split(':')[0]})")
     return "; ".join(words) or "no metric to judge from (see the record)"
+
+
+def _pm(m: dict | None, err: str = "mcse") -> str:
+    return "" if not m else pm(m["value"], m.get(err)).replace(" ± ", " +- ")
+
+
+def stats_lines(r: dict, metrics: dict[str, dict]) -> list[str]:
+    """The chain statistics: each group's share +- MCSE (ESS n) beside the reference's +- SE, the mean pixel, S and
+    the split-R-hats (evaluation/chain_stats.py)."""
+    st = chain_statistics(r)
+    if not st:
+        return []
+    v, s, mp = st["verdict"], st.get("switches"), st.get("mean_pixel")
+    lines = [f"   chain statistics (arviz-stats {v.get('arviz_stats', '')}; {v.get('reference')}): classifier groups, "
+             "share +- MCSE (ESS n), beside the reference (one-step jumps from noised test images, +- SE)"]
+    why = next((m.get("reason") for m in r.get("metrics") or [] if m.get("status") != "ok" and m.get("reason")
+                and m.get("metric") in CSV_ONLY), "")
+    for g, m in st["shares"].items():
+        ref = st["reference"].get(g)
+        lines.append(f"     {g} {_pm(m)} (ESS {ess_text(m.get('ess'))})   reference " + (_pm(ref, "se") if ref else "—"))
+    if not st["reference"]:
+        lines.append(f"     reference not computed: {why}")
+    data = metrics.get("mean_pixel[data: test images]")
+    if mp:
+        lines.append(f"     mean pixel {_pm(mp)} (ESS {ess_text(mp.get('ess'))})" + (f"   data {data['value']:.4g}" if data else ""))
+    rhats = ", ".join(f"{name} {'—' if m.get('rhat') is None else format(m['rhat'], '.3g')}"
+                      for name, m in [("mean pixel", mp), *st["shares"].items()] if m)
+    if s:
+        rate = f"; {s['per_1e5_steps']:.3g} per 10^5 walk steps" if s.get("per_1e5_steps") is not None else ""
+        lines.append(f"     S = {s['value']:,.0f} {'<->'.join(s.get('pair') or [])} switches"
+                     + (" (on thinned jumps: a lower bound)" if s.get("lower_bound") else "") + rate)
+    lines.append(f"     split-R-hat over {v.get('n_windows')} windows: {rhats}")
+    return lines
 
 
 def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, report: Path) -> list[str]:
@@ -86,7 +123,7 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
                   f"{c.get('steps', 0):,} walk steps -> {c.get('n_jumps', 0):,} jumps"]
         order = ["FID", "FD_classifier", "class_coverage", "denoise_mse", "energy_distance"]
         for name, m in sorted(ok.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
-            if m.get("calibration") or name in CONTEXT:
+            if m.get("calibration") or name in CONTEXT or name in CSV_ONLY:
                 continue
             cal = [f"{k.split(': ', 1)[-1].rstrip(']')} {v['value']:.4g}" for k, v in ok.items()
                    if k.startswith(name + "[") and v.get("calibration")]
@@ -95,12 +132,13 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
                 at = f" +- {m['mcse']:.2g}{at}, about {m['ess']:,.0f} effective"
             ref = f"  ({m['reference']})" if m.get("reference") and not cal and "NOT FID" not in name else ""
             lines.append(f"   {name} {m['value']:.4g}{at}" + (f"  (calibration: {', '.join(cal)})" if cal else ref))
-        missing = sorted({m["metric"] for m in r.get("metrics") or [] if m.get("status") != "ok"})
+        missing = sorted({m["metric"] for m in r.get("metrics") or [] if m.get("status") != "ok"} - set(CSV_ONLY))
         for name in missing:
             reason = next((m.get("reason") for m in r["metrics"] if m["metric"] == name and m.get("reason")), "")
             lines.append(f"   {name}: not computed ({(reason or '').split(';')[0]})")
+        lines += stats_lines(r, ok)
         if top_class(r):
-            lines.append(f"   top class: {top_class(r)} of the jumps")
+            lines.append(f"   top class: {top_class(r)} of the jumps".replace(" ± ", " +- "))
         lines.append(f"   verdict: {_verdict(r, ok)}")
         for kind, rel in sorted((r.get("figures") or {}).items()):
             lines.append(f"   {kind}: {_rel(figure_path(results, rel), repo)}")

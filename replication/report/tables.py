@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.storage import atomic_write_bytes
-from ..evaluation.classifier import CLASS_NAMES
+from ..evaluation import chain_stats
+from ..evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
 from ..runs import experiments, paper
 
 PAPER_FID_MODES = (None, "legacy_tensorflow")  # the paper's FID is compared in legacy-TF mode only
@@ -209,6 +210,10 @@ def to_markdown(table: pd.DataFrame, formats: dict[str, str] | None = None) -> s
 # Class shares of a chain's jumps (labelled data).
 
 
+def dataset(r: dict) -> str:
+    return ((r.get("config") or {}).get("dataset") or r.get("table", "")).split(":")[0]
+
+
 def class_shares(r: dict) -> list[tuple[str, float]] | None:
     """[(class name, share of jumps)] from `chain.class_histogram` (shares or counts), or None."""
     hist = (r.get("chain") or {}).get("class_histogram")
@@ -217,21 +222,76 @@ def class_shares(r: dict) -> list[tuple[str, float]] | None:
     h = np.asarray(hist, dtype=float)
     if not np.isfinite(h).all() or h.sum() <= 0:
         return None
-    names = CLASS_NAMES.get(((r.get("config") or {}).get("dataset") or r.get("table", "")).split(":")[0], ())
+    names = CLASS_NAMES.get(dataset(r), ())
     return [(names[i] if i < len(names) else f"class {i}", float(s)) for i, s in enumerate(h / h.sum())]
 
 
+# --------------------------------------------------------------------------------------------------
+# Chain statistics with their errors (evaluation/chain_stats.py): shares are printed as value ± MCSE (ESS).
+
+
+def chain_statistics(r: dict) -> dict | None:
+    """The record's chain-statistics entries (`chain_stats.read_metrics`), or None when it has none."""
+    return chain_stats.read_metrics(r.get("metrics"), CLASS_GROUPS.get(dataset(r), {}))
+
+
+def pm(v: Any, err: Any, scale: float = 1.0, unit: str = "") -> str:
+    """'0.41 ± 0.05': the value rounded where its error's first significant digit is (two digits when that is 1);
+    `scale`/`unit` for percentages (100, "%")."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    v = float(v) * scale
+    if err is None or not math.isfinite(float(err)):
+        return f"{v:.3g}{unit}"
+    e = float(err) * scale
+    if e <= 0:
+        return f"{v:.3g} ± 0{unit}"
+    exp = math.floor(math.log10(e))
+    d = max(0, -exp + (1 if e / 10**exp < 2 else 0))
+    return f"{v:.{d}f} ± {e:.{d}f}{unit}"
+
+
+def ess_text(ess: Any) -> str:
+    return "?" if ess is None else f"{float(ess):,.0f}"
+
+
+def share_pm(m: dict | None, with_ess: str = "ESS ") -> str:
+    """A chain share entry as 'value ± MCSE (ESS n)'; '' for None."""
+    return "" if not m else f"{pm(m['value'], m.get('mcse'))} ({with_ess}{ess_text(m.get('ess'))})"
+
+
+def class_shares_pm(r: dict) -> list[tuple[str, float, float | None]] | None:
+    """[(class name, share, MCSE)] from the chain statistics' per-class traces, or None."""
+    st = chain_statistics(r)
+    c = (st or {}).get("classes") or {}
+    if not c.get("shares"):
+        return None
+    names = CLASS_NAMES.get(dataset(r), ())
+    return [(names[i] if i < len(names) else f"class {i}", s, (c.get("mcse") or [None] * len(c["shares"]))[i])
+            for i, s in enumerate(c["shares"])]
+
+
 def top_class(r: dict) -> str:
-    """'Sandal 80%': the class most jumps fall in, with its share; '' without a class histogram."""
+    """'Sandal 80%': the class most jumps fall in, with its share (± MCSE where the chain statistics hold it);
+    '' without a class histogram."""
+    with_err = class_shares_pm(r)
+    if with_err:
+        name, share, err = min(with_err, key=lambda s: (-s[1], s[0]))  # ties: the first name, as the lists below
+        return f"{name} {pm(share, err, 100, '%')}"
     shares = class_shares(r)
     if not shares:
         return ""
-    name, share = max(shares, key=lambda s: s[1])
+    name, share = min(shares, key=lambda s: (-s[1], s[0]))
     return f"{name} {100 * share:.0f}%"
 
 
 def shares_text(r: dict) -> str:
-    """Every class with its share of the jumps, largest first: 'Sandal 80.0%, Bag 11.1%, ...' (sums to 100%)."""
+    """Every class with its share of the jumps, largest first: 'Sandal 80.0%, Bag 11.1%, ...' (sums to 100%);
+    with ± MCSE where the chain statistics hold them."""
+    with_err = class_shares_pm(r)
+    if with_err:
+        return ", ".join(f"{name} {100 * s:.1f}" + ("" if e is None else f" ± {100 * e:.1f}") + "%"
+                         for name, s, e in sorted(with_err, key=lambda s: (-s[1], s[0])))
     shares = class_shares(r)
     if not shares:
         return ""
