@@ -65,7 +65,7 @@ def test_lean_walk_is_the_library_walk_arithmetic():
     """The `lean` variant differs from the library walk only in where finiteness is checked, for every integrator."""
     score = lambda y: (0.5 * torch.tanh(y) - y)  # noqa: E731
     y, v = init_chains(2, 3, (1, 4, 4), 1.0, torch.Generator().manual_seed(0))
-    for integrator in INTEGRATORS:
+    for integrator in [name for name, cls in INTEGRATORS.items() if not cls.needs_energy]:
         w = Walk(0.5, 0.5, 1.0, integrator)
         a = Walker(score, w, torch.Generator().manual_seed(1)).run(y, v, 5)
         b = walk_step.lean_walk(score, y, v, steps=5, walk=w, generator=torch.Generator().manual_seed(1))

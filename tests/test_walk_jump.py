@@ -58,10 +58,16 @@ def integrator_stationary_covariance(name, s, delta, gamma, u):
     score = lambda y: -y / s**2
     n_noise = 2 if name == "cheng" else 1
 
+    class Given:  # the noise the step asks for, in order
+        def __init__(self, eps):
+            self.it = iter(eps)
+
+        def normal(self):
+            return torch.tensor([[next(self.it)]], dtype=torch.float64)
+
     def apply(y0, v0, eps):
         y, v = torch.tensor([[y0]], dtype=torch.float64), torch.tensor([[v0]], dtype=torch.float64)
-        it = iter(eps)
-        integ.step(score, y, v, integ.start(score, y), lambda: torch.tensor([[next(it)]], dtype=torch.float64))
+        integ.step(score, y, v, integ.start(score, y), Given(eps))
         return [y.item(), v.item()]
 
     zero = [0.0] * n_noise
@@ -219,3 +225,39 @@ def test_deferred_divergence_check_reports_the_same_step():
                  generator=torch.Generator().manual_seed(1), check_every=check_every)
         steps.append(info.value.step)
     assert steps[0] == steps[1] == steps[2]
+
+
+def test_ghmc_is_exact_at_a_step_where_aboba_flattens_the_mode_weights():
+    """docs/method.md §3.6: with the exact energy of a 2-D mixture's M-density (M = 2, sigma = 1) at delta = 1.5 sigma,
+    the Metropolis-adjusted walk keeps E_y[p(k|y)] = w_k and E|y|^2 exact; ABOBA at the same step moves weight from
+    the likely modes to the unlikely ones (0.36 / 0.13 for 0.4 / 0.1), which is what makes the test able to fail."""
+    prior = GaussianMixture(torch.tensor([[-1.2, -1.2], [1.2, -1.2], [-1.2, 1.2], [1.2, 1.2]], dtype=torch.float64),
+                            torch.full((4,), 0.2, dtype=torch.float64), torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64))
+    mnm = GaussianMNM(1.0, 2)
+    m2 = float((prior.weights * ((prior.means**2).sum(1) + 2 * prior.stds**2)).sum()) + 2 * 1.0  # E|y_m|^2
+
+    def run(integrator):
+        g = torch.Generator().manual_seed(2)
+        y, v = init_chains(256, 2, (2,), 1.0, g, dtype=torch.float64)
+        walker = Walker(lambda y: prior.score(y, mnm), Walk(1.5, 0.5, 1.0, integrator), g,
+                        energy_fn=lambda y: (-prior.log_prob(y, mnm), prior.score(y, mnm)))
+        y, v = walker.run(y, v, 200)
+        resp, sq = [], []
+        for _ in range(200):
+            y, v = walker.run(y, v, 5)
+            resp.append(prior.responsibilities(y, mnm).mean(0))
+            sq.append((y**2).sum(-1).mean())
+        sq = torch.stack(sq)
+        return torch.stack(resp).mean(0), float(sq.mean()), float(sq.std() / len(sq) ** 0.5), walker.integrator
+
+    resp, mean_sq, se, ghmc = run("ghmc")
+    torch.testing.assert_close(resp, prior.weights, atol=0.015, rtol=0)
+    assert abs(mean_sq - m2) < 3 * se
+    assert 0.3 < ghmc.accepted / ghmc.proposed < 0.8
+    resp_aboba, mean_sq_aboba, _, _ = run("aboba")
+    assert (resp_aboba - prior.weights).abs().max() > 0.025 and resp_aboba[3] > prior.weights[3]
+
+
+def test_ghmc_without_an_energy_is_refused():
+    with pytest.raises(ValueError, match="energy"):
+        Walker(lambda y: -y, Walk(0.5, 0.5, 1.0, "ghmc"), torch.Generator())

@@ -123,6 +123,14 @@ class MEM(_Scheme):
             (g,) = torch.autograd.grad(self.energy(y_).sum(), y_, create_graph=create_graph)
         return -g
 
+    def energy_and_score(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(f(y) per chain, score) from one forward and one backward pass: what a Metropolis-adjusted walk needs."""
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            f = self.energy(y_)
+            (g,) = torch.autograd.grad(f.sum(), y_)
+        return f.detach(), -g
+
     def x_hat(self, y: Tensor, create_graph: bool = False) -> Tensor:
         return y + self.sigma**2 * self.score(y, create_graph=create_graph)
 

@@ -165,7 +165,9 @@ class ChainJob(submitit.helpers.Checkpointable):
 
         chain = walk_jump(scheme.score, scheme.jump, y, v, walk=e.walk, steps=c.steps, jump_every=c.jump_every,
                           burn_in=c.burn_in, generator=gens, start_step=step, stop_every=c.ckpt_every,
-                          check_every=1 if device.type == "cpu" else 100, autograd=e.model.scheme != "mdae")
+                          check_every=1 if device.type == "cpu" else 100, autograd=e.model.scheme != "mdae",
+                          energy_fn=getattr(scheme, "energy_and_score", None))
+        counted = (0, 0)  # a Metropolis-adjusted walk's (accepted, proposed) at the previous jump
         try:
             for stop in chain:
                 bar.update(stop.step - step)
@@ -173,6 +175,9 @@ class ChainJob(submitit.helpers.Checkpointable):
                 if stop.x_hat is not None:
                     x_hat = stop.x_hat.float().cpu()
                     buffer.append(self._diagnostics(x_hat, prev, step, classify, image))
+                    if stop.proposed > counted[1]:  # the accept rate over the steps since the previous jump
+                        buffer[-1]["accept"] = np.float32((stop.accepted - counted[0]) / (stop.proposed - counted[1]))
+                        counted = (stop.accepted, stop.proposed)
                     prev = x_hat
                 if step % c.ckpt_every == 0 or step == c.steps or time.perf_counter() - last_ckpt_time > CKPT_SECS:
                     checkpoint_now()
@@ -229,7 +234,7 @@ class ChainJob(submitit.helpers.Checkpointable):
     def _write_shard(out: Path, index: int, buffer: list[dict], image: bool, save_float: bool) -> None:
         x = torch.stack([b["x_hat"] for b in buffer])  # (n, chains, *S)
         arrays = {"step": np.array([b["step"] for b in buffer], dtype=np.int64)}
-        for name in ("mean", "std", "dist_prev", "label"):
+        for name in ("mean", "std", "dist_prev", "label", "accept"):
             if name in buffer[0]:
                 arrays[name] = np.stack([b[name] for b in buffer])
         if image:
@@ -328,7 +333,7 @@ def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool)
     """Chain-level diagnostics from the shards: stability (drift of per-jump statistics), mixing, classes."""
     from ..evaluation.metrics import class_histogram, class_switch_rate, integrated_autocorr_time
 
-    names = ("step", "mean", "std", "dist_prev") + (("label",) if labelled else ())
+    names = ("step", "mean", "std", "dist_prev", "accept") + (("label",) if labelled else ())
     d = read_shards(out_dir, names)
     if "step" not in d:  # no jump recorded (steps <= burn_in + jump_every)
         return {"experiment": e.id, "profile": e.profile, "steps": e.chain.steps, "n_chains": e.chain.n_chains,
@@ -342,9 +347,12 @@ def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool)
         "steps_per_s": e.chain.steps / wall_s if wall_s > 0 else None,
         "jump_mean_first10pct": float(mean0[:tenth].mean()), "jump_mean_last10pct": float(mean0[-tenth:].mean()),
         "jump_std_mean": float(d["std"].mean()), "dist_prev_mean": float(np.nanmean(d["dist_prev"])),
-        "iat_jump_mean": float(integrated_autocorr_time(mean0)) if len(mean0) > 10 else None,
+        # None for a chain that never moved (every Metropolis proposal rejected): no autocorrelation to estimate
+        "iat_jump_mean": float(integrated_autocorr_time(mean0)) if len(mean0) > 10 and np.ptp(mean0) > 0 else None,
         "finite": True,
     }
+    if "accept" in d:
+        summary["accept_rate"] = float(d["accept"].mean())
     if labelled and "label" in d:
         labels = d["label"][:, 0]
         summary["class_switch_rate"] = float(class_switch_rate(labels))

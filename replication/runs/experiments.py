@@ -327,6 +327,9 @@ def validate(e: Experiment) -> None:
         raise UsageError(f"{e.id}: chain.delta_over_sigma, chain.gamma and chain.u must be > 0")
     if c.scheme not in INTEGRATORS:
         raise UsageError(f"{e.id}: unknown walk integrator chain.scheme={c.scheme!r}; known: {', '.join(INTEGRATORS)}")
+    if INTEGRATORS[c.scheme].needs_energy and m.scheme != "mem":
+        raise UsageError(f"{e.id}: chain.scheme={c.scheme} needs an energy (its Metropolis step), which model.scheme="
+                         f"{m.scheme} does not have: set --set model.scheme=mem or another chain.scheme (aboba, baoab)")
     if c.burn_in < 0 or c.burn_in >= c.steps:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
 
