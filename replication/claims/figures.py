@@ -99,3 +99,20 @@ def figure_stability(traces: dict, jump_every: int, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def figure_integrators(df, path: Path) -> None:
+    """Share of the light modes (+- 2 SE over chains) against delta/sigma, one line per integrator; exact share dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, sub in df.groupby("integrator", sort=False):
+        sub = sub.sort_values("delta_over_sigma")
+        ax.errorbar(sub["delta_over_sigma"], sub["light_share"], yerr=2 * sub["light_share_se"], marker="o", ms=3,
+                    capsize=2, label=name)
+    ax.axhline(df["light_share_exact"].iloc[0], color="k", ls="--", lw=0.8, label="exact")
+    ax.set(xlabel="delta / sigma", ylabel="share of the 4 light modes", xscale="log")
+    ax.set_title("Toy (ring8-unequal), exact score: the walk's bias on mode weights", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..runs.experiments import ChainSpec, resolve
 from ..sampling.integrators import Walk
 
-SWEEPS = ("large_m", "smoothing", "stability")
+SWEEPS = ("large_m", "smoothing", "stability", "integrators")
 MIXTURE = "ring8"
 SCOPE = ("Beyond-paper measurement on a toy distribution (2-D Gaussian mixture `ring8`: 8 modes of std 0.2 on a "
          "ring of radius 2.5), with exact scores and metrics; these are not paper numbers.")
@@ -16,6 +16,7 @@ CLAIMS = {
     "large_m": "This sampling scheme is exact for large M [poster]",
     "smoothing": "Smoothing is key for good mixing [poster]",
     "stability": "Stable chains with 1 million steps on MNIST and CIFAR-10 [poster]; here 200k steps on a toy",
+    "integrators": "The walk samples the M-density [poster: walk-jump sampling]; here its discretisation bias on mode weights",
 }
 NOTES = {
     "large_m": [
@@ -44,6 +45,13 @@ NOTES = {
         "jump_radius_se, kinetic_per_coord_se: batch means (10 batches); kinetic target u / (1 - delta^2 / (4 sigma^2)) = 1.067 "
         "in the (M-1)d directions of curvature 1/sigma^2 (slightly lower in the y_bar directions); spread target sigma^2",
         "reference row: i.i.d. exact jumps of a window's size (what a perfectly mixed walk would give)",
+    ],
+    "integrators": [
+        "ring8-unequal (weights 1..8 / 36), sigma = 1, M = 4, exact score and energy; gamma = 0.5, u = 1; one score per step "
+        "for every integrator (ghmc: one energy-and-score)",
+        "light_share = mean over jumps and chains of the exact posterior weight of the 4 lightest modes (exact 10/36 = 0.278); "
+        "light_share_se over independent chains; light_share_z = (light_share - exact) / se",
+        "ghmc: generalized HMC with a Metropolis test, exact for every delta; v_var = mean v^2 / u (continuous dynamics: 1)",
     ],
 }
 
@@ -90,6 +98,13 @@ class Profile:
     st_steps: int = 200_000
     st_jump_every: int = 20
     st_learned: bool = True
+    # integrators
+    in_deltas: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5)
+    in_integrators: tuple[str, ...] = ("aboba", "baoab", "cheng", "ghmc")
+    in_chains: int = 64
+    in_steps: int = 6000
+    in_burn_in: int = 1000
+    in_jump_every: int = 10
 
     def walk(self, sigma: float, gamma: float | None = None) -> Walk:
         """The walk at noise level sigma (delta = chain.delta_over_sigma * sigma), optionally at another friction."""
@@ -109,5 +124,5 @@ FULL = Profile("full")
 QUICK = Profile("quick", Ms=(1, 4, 16), mc_n=20_000, n_eval=200, train_steps=30, hidden=16, parametrizations=("mdae",),
                 lm_chains=4, lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0),
                 sm_chains=8, sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False,
-                st_steps=1500, st_learned=True)
+                st_steps=1500, st_learned=True, in_deltas=(0.5, 1.5), in_chains=8, in_steps=600, in_burn_in=100)
 PROFILES = {"full": FULL, "quick": QUICK}
