@@ -186,6 +186,11 @@ def _r(x: float | None) -> str:
     return "undefined" if x is None else f"{x:.3g}"
 
 
+def _rh(x: float | None) -> str:
+    """An R-hat with three decimals (so that 1.0503 does not read as the threshold 1.05)."""
+    return "undefined" if x is None else f"{x:.3f}"
+
+
 def verdict(stats: dict, reference: dict | None = None, fd: float | None = None,
             fd_blurred: float | None = None) -> dict:
     """Rule 2 on the output of `chain_statistics` (with `reference_shares` and the FD pair where known).
@@ -218,11 +223,11 @@ def verdict(stats: dict, reference: dict | None = None, fd: float | None = None,
         if t["constant"]:
             continue
         if t["rhat"] is None or t["rhat"] > RHAT_MAX:
-            bad.append(f"{name} {_r(t['rhat'])}")
+            bad.append(f"{name} {_rh(t['rhat'])}")
     stable = not bad
     worst = max((t["rhat"] for t in [stats["mean_pixel"], *groups.values()] if t["rhat"] is not None), default=None)
     reasons.append(f"split-R-hat ({stats['n_windows']} windows) > {RHAT_MAX}: {', '.join(bad)}" if bad
-                   else f"split-R-hat ({stats['n_windows']} windows) ≤ {RHAT_MAX} (largest {_r(worst)})")
+                   else f"split-R-hat ({stats['n_windows']} windows) ≤ {RHAT_MAX} (largest {_rh(worst)})")
     on_data = None
     if reference is None:
         reasons.append("on the data: not judged (no reference jumps)")

@@ -65,7 +65,7 @@ def stats_rows(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
             row[g] = f"{pm(m['value'], m.get('mcse'))} ({ess_text(m.get('ess'))})"
             row[f"{g} ref."] = pm(ref["value"], ref.get("se")) if ref else "—"
         row["mean pixel"] = f"{pm(mp['value'], mp.get('mcse'))} ({ess_text(mp.get('ess'))})" if mp else ""
-        row["split-R̂ (mean pixel, groups)"] = " / ".join("—" if m.get("rhat") is None else f"{m['rhat']:.2f}"
+        row["split-R̂ (mean pixel, groups)"] = " / ".join("—" if m.get("rhat") is None else f"{m['rhat']:.3f}"
                                                         for m in [mp, *st["shares"].values()] if m)
         row["S (per 10⁵ steps)"] = "" if not s else (("≥ " if s.get("lower_bound") else "") + f"{s['value']:,.0f}"
                                                    + (f" ({s['per_1e5_steps']:.3g})" if s.get("per_1e5_steps") is not None else ""))

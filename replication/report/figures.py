@@ -10,8 +10,13 @@ from typing import Iterable
 
 import numpy as np
 
+from ..evaluation import chain_stats
+from ..evaluation.classifier import CLASS_GROUPS
 from ..runs import paper
 from .tables import load_records, record_sort_key
+
+# The chain statistics (value ± MCSE, shown in the tables with their errors) are not metrics against n.
+CHAIN_STATS = {name for groups in [{}, *CLASS_GROUPS.values()] for name in chain_stats.metric_names(groups)}
 
 
 def _plt():
@@ -61,7 +66,7 @@ def metric_vs_samples(records: list[dict], path: str | os.PathLike,
     paper's FIDs of the same table are dashed lines, labelled with their source (paper.py).
     """
     df = load_records(records)
-    df = df[(df["status"] == "ok") & df["value"].notna() & df["n"].notna()]
+    df = df[(df["status"] == "ok") & df["value"].notna() & df["n"].notna() & ~df["metric"].isin(CHAIN_STATS)]
     if metrics is not None:
         df = df[df["metric"].isin(list(metrics))]
     names = sorted(df["metric"].unique())

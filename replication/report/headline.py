@@ -193,7 +193,7 @@ def stats_cells(st: dict | None, group: str) -> dict[str, str]:
     s, v = st.get("switches"), st["verdict"]
     traces = [m for m in [st.get("mean_pixel"), *st["shares"].values()] if m and not m.get("constant")]
     rhats = [m.get("rhat") for m in traces]
-    worst = "R̂ undefined" if None in rhats else f"R̂ {max(rhats):.2f}" if rhats else ""
+    worst = "R̂ undefined" if None in rhats else f"R̂ {max(rhats):.3f}" if rhats else ""
     return {f"{group} ± MCSE (ESS); ref.": f"{share_pm(share, '')}; {pm(ref['value'], ref.get('se')) if ref else '—'}",
             "S": "" if not s else ("≥ " if s.get("lower_bound") else "") + f"{s['value']:,.0f}",
             "verdict (largest R̂)": "; ".join(x for x in (v.get("label"), worst) if x)}

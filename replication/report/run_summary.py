@@ -96,7 +96,7 @@ def stats_lines(r: dict, metrics: dict[str, dict]) -> list[str]:
     data = metrics.get("mean_pixel[data: test images]")
     if mp:
         lines.append(f"     mean pixel {_pm(mp)} (ESS {ess_text(mp.get('ess'))})" + (f"   data {data['value']:.4g}" if data else ""))
-    rhats = ", ".join(f"{name} {'—' if m.get('rhat') is None else format(m['rhat'], '.3g')}"
+    rhats = ", ".join(f"{name} {'—' if m.get('rhat') is None else format(m['rhat'], '.3f')}"
                       for name, m in [("mean pixel", mp), *st["shares"].items()] if m)
     if s:
         rate = f"; {s['per_1e5_steps']:.3g} per 10^5 walk steps" if s.get("per_1e5_steps") is not None else ""
