@@ -61,13 +61,14 @@ def sweep_integrators(p: Profile, prior: GaussianMixture | None = None) -> tuple
                    "delta_over_sigma": ratio, "sigma": sigma, "M": M, "gamma": walk.gamma, "chains": p.in_chains,
                    "steps": p.in_steps, "diverged_at": diverged, "wall_s": round(time.perf_counter() - t0, 2),
                    "light_share_exact": exact_light}
-            if resp:
+            if resp and diverged is None:  # a diverged walk's jumps before the blow-up are not its stationary law
                 per_chain = torch.stack(resp, 1).mean(1).numpy()  # (chains, K): each chain's mean posterior weights
                 light = per_chain[:, LIGHT].sum(1)
                 w = per_chain.mean(0)
                 row |= {"light_share": float(light.mean()), "light_share_se": float(light.std(ddof=1) / math.sqrt(len(light))),
                         "mode_weight_tv": float(0.5 * np.abs(w - prior.weights.numpy()).sum()),
                         "v_var": float(torch.stack(kin).mean() / walk.u), "accept_rate": accept}
-                row["light_share_z"] = (row["light_share"] - exact_light) / row["light_share_se"]
+                se = row["light_share_se"]
+                row["light_share_z"] = (row["light_share"] - exact_light) / se if se > 0 else None
             rows.append(row)
     return rows, {"mixture": MIXTURE_UNEQUAL, "light_modes": "modes 1-4 (weights 1..4 / 36)"}
