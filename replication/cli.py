@@ -14,13 +14,14 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import ReplicationError, UsageError
 from .pipeline.chain import COMPILE_ENV
 from .pipeline.executors import LAUNCHERS
 from .pipeline.stages import STAGE_CLASSES
-from .report.run_summary import modified_tracked, rewritten_lines, summarize
+from .report.run_summary import modified_tracked, rewritten_lines, spread_lines, summarize
 from .runs import experiments
 from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
 
@@ -34,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set model.sigma=0.5 --set chain.steps=100000")
     p.add_argument("--only", help="comma-separated experiment ids of the table")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run each experiment's chain with N seeds (chain.seed = 0..N-1, one trained model) and print "
+                        "the spread of every summary number over them")
     p.add_argument("--launcher", default="inline", choices=LAUNCHERS)
     p.add_argument("--cluster", default=None, help="SLURM cluster profile in slurm/ (e.g. local, example-gpu)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
@@ -85,6 +89,10 @@ def select(args: argparse.Namespace) -> list[experiments.Experiment]:
         if unknown:
             raise UsageError(f"--only: no experiment {sorted(unknown)} in table {args.table}; known: {[e.id for e in exps]}")
         exps = [e for e in exps if e.id in wanted]
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds > 1:
+        exps = [replace(e, chain=replace(e.chain, seed=seed)) for e in exps for seed in range(args.seeds)]
     return exps
 
 
@@ -207,7 +215,9 @@ def _print_summary(ran, results: Path, report: Path | None, before) -> None:
 
     report = report or REPO_ROOT / "REPORT.md"
     lines = ["", "Summary of this run (details: the record and the report section named below)"]
-    lines += summarize([(e.run_name, e.table, anchor(e.table)) for e in ran], results, REPO_ROOT, report)
+    runs = [(e.run_name, e.table, anchor(e.table)) for e in ran]
+    lines += summarize(runs, results, REPO_ROOT, report)
+    lines += spread_lines(runs, results)
     lines += rewritten_lines(before, modified_tracked(REPO_ROOT), REPO_ROOT)
     print("\n".join(lines), flush=True)
 

@@ -42,9 +42,15 @@ def test_toy_smoke_inline_then_second_run_does_nothing(tmp_path, capsys):
 
 
 @needs_fashion
-def test_fashion_mnist_smoke_inline(tmp_path):
-    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke") == 0
+def test_fashion_mnist_smoke_inline(tmp_path, capsys):
+    """With --seeds 2: two chains of one trained model, each recorded, and the spread of the summary's numbers."""
+    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke", "--seeds", "2") == 0
     (e,) = resolve("fashion-mnist", "smoke")
+    out = capsys.readouterr().out
+    assert "Spread over 2 chain seeds (0, 1) of fashion-mnist-mdae-1x16" in out and "footwear share: " in out
+    seed1 = resolve("fashion-mnist", "smoke", {"chain.seed": "1"})[0]
+    assert (tmp_path / "records" / f"{seed1.run_name}.json").exists() and seed1.run_name != e.run_name
+    assert out.count("train: done") == 1 or "train   done, skip" in out  # one model for both seeds
     record = json.loads((tmp_path / "records" / f"{e.run_name}.json").read_text())
     names = {m["metric"] for m in record["metrics"]}
     assert "FD_classifier" in names and any("NOT FID" in n for n in names)
@@ -92,6 +98,9 @@ def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     (["--table", "toy", "--set", "model.sigma=-1"], "sigma must be > 0"),
     (["--table", "toy", "--set", "model.M=0"], "M must be >= 1"),
     (["--table", "toy", "--set", "sigma=1"], "section.key"),
+    (["--table", "toy", "--seeds", "0"], "--seeds must be >= 1"),
+    (["--table", "toy", "--set", "chain.scheme=leapfrog"], "unknown walk integrator"),
+    (["--table", "toy", "--set", "chain.scheme=ghmc"], "needs an energy"),
     (["--table", "cifar10", "--profile", "smoke", "--data-root", "EMPTY"], "replicate.py --download cifar10"),
 ])
 def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, message):

@@ -147,6 +147,54 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
     return lines
 
 
+def _scalars(r: dict) -> dict[str, float]:
+    """The numbers the summary prints for one run, by name (for the spread over chain seeds)."""
+    ok = {m["metric"]: m for m in r.get("metrics") or [] if m.get("status") == "ok" and m.get("value") is not None}
+    out = {}
+    for name in ("FD_classifier (1,000 thinned)", "FD_classifier", "class_coverage", "top_class_share"):
+        if name in ok:
+            out[name] = ok[name]["value"]
+    st = chain_statistics(r)
+    if st:
+        for g, m in st["shares"].items():
+            out[f"{g} share"] = m["value"]
+            if m.get("mcse") is not None:
+                out[f"{g} share MCSE"] = m["mcse"]
+        if st.get("mean_pixel"):
+            out["mean pixel"] = st["mean_pixel"]["value"]
+        if st.get("switches"):
+            out["S (footwear<->clothing switches)"] = st["switches"]["value"]
+    return out
+
+
+def spread_lines(runs: list[tuple[str, str, str]], results: Path) -> list[str]:
+    """For runs of one experiment that differ only in chain.seed (`--seeds N`): each printed number per seed, and
+    its median and range over the seeds: how much one chain's numbers vary from seed to seed (and so from machine
+    to machine, where the last bits of floating point send a chaotic chain elsewhere)."""
+    groups: dict[str, list[dict]] = {}
+    for run, _, _ in runs:
+        path = results / "records" / f"{run}.json"
+        if path.is_file():
+            r = json.loads(path.read_text())
+            groups.setdefault(r["experiment"], []).append(r)
+    lines = []
+    for exp, recs in groups.items():
+        if len(recs) < 2:
+            continue
+        recs.sort(key=lambda r: ((r.get("config") or {}).get("chain") or {}).get("seed", 0))
+        seeds = [((r.get("config") or {}).get("chain") or {}).get("seed") for r in recs]
+        values = [_scalars(r) for r in recs]
+        lines.append(f"Spread over {len(recs)} chain seeds ({', '.join(map(str, seeds))}) of {exp}: "
+                     "each seed's value; median [min, max]")
+        for name in values[0]:
+            xs = [v.get(name) for v in values]
+            if any(x is None for x in xs):
+                continue
+            med = sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1 : len(xs) // 2 + 1]) / 2
+            lines.append(f"   {name}: {' / '.join(f'{x:.3g}' for x in xs)}; median {med:.3g} [{min(xs):.3g}, {max(xs):.3g}]")
+    return lines
+
+
 def rewritten_lines(before: set[str] | None, after: set[str] | None, repo: Path) -> list[str]:
     """The committed files this run rewrote (tracked, unchanged before the run, changed after), and how to restore."""
     if before is None or after is None:
