@@ -22,6 +22,8 @@ Variants (each with its matching forward as baseline):
   baoab, cheng    the library walk with that integrator, against the library ABOBA walk on the same net
                   (baseline `walk_aboba`): every integrator spends one score per step, so the ratio is the
                   integrator's own arithmetic
+  ghmc_mem        the Metropolis-adjusted walk (generalized HMC) on the MEM scheme around the same net, against
+                  the ABOBA walk on that MEM (baseline `walk_aboba_mem`): both one forward + one backward per step
   compile         torch.compile(net) (CPU: inductor + a C++ compiler; compile time in `note`)
   cuda_graph      one captured walk step replayed (only when CUDA is present; skipped otherwise)
 
@@ -39,7 +41,7 @@ from typing import Callable
 
 import torch
 
-from replication.core.schemes import MDAE
+from replication.core.schemes import MDAE, MEM
 from replication.sampling.chains import init_chains
 from replication.sampling.integrators import INTEGRATORS, ChainDiverged, Noise, Walk, Walker
 
@@ -118,9 +120,9 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     x = y0.reshape(batch, case.channels, *case.shape[1:])
     w = case.walk
 
-    def walk(score_fn, y, v, integrator: str | None = None):  # the library walk, as a sampler runs it
+    def walk(score_fn, y, v, integrator: str | None = None, energy_fn=None):  # the library walk, as a sampler runs it
         settings = w if integrator is None else replace(w, integrator=integrator)
-        return Walker(score_fn, settings, gen).run(y, v, steps)
+        return Walker(score_fn, settings, gen, energy_fn=energy_fn).run(y, v, steps)
 
     nograd, infer = torch.no_grad, torch.inference_mode
     netless = MDAE(torch.nn.Identity(), case.sigma, case.M, sigmoid=case.sigmoid)  # the scheme without its net
@@ -140,6 +142,10 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     for integrator, cls in INTEGRATORS.items():
         if integrator != "aboba" and not cls.needs_energy:  # MDAE has no energy
             pairs[integrator] = ("walk_aboba", walk_aboba, _under(infer, lambda i=integrator: walk(scheme.score, y0, v0, i)))
+    # the Metropolis-adjusted walk needs an energy: MEM around the same net, against ABOBA on that MEM
+    mem = MEM(net, case.sigma, case.M)
+    pairs["ghmc_mem"] = ("walk_aboba_mem", _under(nograd, lambda: walk(mem.score, y0, v0, "aboba")),
+                         _under(nograd, lambda: walk(mem.score, y0, v0, "ghmc", mem.energy_and_score)))
     notes: dict[str, str] = {}
     if is_image(case):
         net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
