@@ -21,7 +21,7 @@ from .errors import ReplicationError, UsageError
 from .pipeline.chain import COMPILE_ENV
 from .pipeline.executors import LAUNCHERS
 from .pipeline.stages import STAGE_CLASSES
-from .report.run_summary import modified_tracked, rewritten_lines, spread_lines, summarize
+from .report.run_summary import modified_tracked, recorded_spread_line, rewritten_lines, spread_lines, summarize
 from .runs import experiments
 from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
 
@@ -218,6 +218,8 @@ def _print_summary(ran, results: Path, report: Path | None, before) -> None:
     runs = [(e.run_name, e.table, anchor(e.table)) for e in ran]
     lines += summarize(runs, results, REPO_ROOT, report)
     lines += spread_lines(runs, results)
+    for run, _, _ in runs[:1] if len({e.id for e in ran}) == 1 else []:
+        lines += recorded_spread_line(run, results, REPO_ROOT / "results" / "records", REPO_ROOT)
     lines += rewritten_lines(before, modified_tracked(REPO_ROOT), REPO_ROOT)
     print("\n".join(lines), flush=True)
 

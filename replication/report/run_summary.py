@@ -195,6 +195,42 @@ def spread_lines(runs: list[tuple[str, str, str]], results: Path) -> list[str]:
     return lines
 
 
+def _without_seed(config: dict) -> str:
+    c = json.loads(json.dumps(config))
+    (c.get("chain") or {}).pop("seed", None)
+    return json.dumps(c, sort_keys=True)
+
+
+SEED_SPREAD = ("footwear share", "S (footwear<->clothing switches)", "FD_classifier (1,000 thinned)", "FD_classifier",
+               "top_class_share")
+
+
+def recorded_spread_line(run: str, results: Path, records: Path, repo: Path) -> list[str]:
+    """One line: how much this run's numbers vary over the recorded chain seeds of the same config (records in
+    `records`, e.g. the committed results/records), when at least three seeds are recorded there."""
+    path = results / "records" / f"{run}.json"
+    if not path.is_file() or not records.is_dir():
+        return []
+    config = _without_seed(json.loads(path.read_text()).get("config") or {})
+    same = []
+    for p in sorted(records.glob("*.json")):
+        r = json.loads(p.read_text())
+        if r.get("config") and _without_seed(r["config"]) == config:
+            same.append(r)
+    seeds = {(r["config"].get("chain") or {}).get("seed") for r in same}
+    if len(seeds) < 3:
+        return []
+    values = [_scalars(r) for r in same]
+    parts = []
+    for name in SEED_SPREAD:
+        xs = [v[name] for v in values if name in v]
+        if len(xs) == len(values) and not (name == "FD_classifier" and any(SEED_SPREAD[2] in v for v in values)):
+            parts.append(f"{name} {min(xs):.3g}–{max(xs):.3g}")
+    return [f"Note: one chain of this length is a noisy sample: over {len(seeds)} recorded chain seeds of this config "
+            f"({_rel(records, repo)}), {'; '.join(parts)}. The same spread separates machines (other CPUs "
+            f"round differently, and the chain is chaotic). `--seeds N` measures it."]
+
+
 def rewritten_lines(before: set[str] | None, after: set[str] | None, repo: Path) -> list[str]:
     """The committed files this run rewrote (tracked, unchanged before the run, changed after), and how to restore."""
     if before is None or after is None:
