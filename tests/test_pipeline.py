@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from replication.cli import main
+from replication.report.run_summary import recorded_spread_line
 from replication.runs.experiments import resolve
 from replication.runs.folders import STAGES, run_dir, stage_status, train_dir
 
@@ -43,11 +44,14 @@ def test_toy_smoke_inline_then_second_run_does_nothing(tmp_path, capsys):
 
 @needs_fashion
 def test_fashion_mnist_smoke_inline(tmp_path, capsys):
-    """With --seeds 2: two chains of one trained model, each recorded, and the spread of the summary's numbers."""
-    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke", "--seeds", "2") == 0
+    """With --seeds 3: three chains of one trained model, each recorded, and the spread of the summary's numbers;
+    the recorded seeds then give the note a later run of the same config prints."""
+    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke", "--seeds", "3") == 0
     (e,) = resolve("fashion-mnist", "smoke")
     out = capsys.readouterr().out
-    assert "Spread over 2 chain seeds (0, 1) of fashion-mnist-mdae-1x16" in out and "footwear share: " in out
+    assert "Spread over 3 chain seeds (0, 1, 2) of fashion-mnist-mdae-1x16" in out and "footwear share: " in out
+    (note,) = recorded_spread_line(e.run_name, tmp_path, tmp_path / "records", REPO)
+    assert "over 3 recorded chain seeds" in note and "footwear share " in note
     seed1 = resolve("fashion-mnist", "smoke", {"chain.seed": "1"})[0]
     assert (tmp_path / "records" / f"{seed1.run_name}.json").exists() and seed1.run_name != e.run_name
     assert out.count("train: done") == 1 or "train   done, skip" in out  # one model for both seeds
