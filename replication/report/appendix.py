@@ -1,23 +1,20 @@
 """results/APPENDIX.md: what the front page (REPORT.md) leaves out, per table: provenance, chain diagnostics,
-class shares, unverified settings, summary figures and the full tidy metrics (CSV); the toy claim tables;
-benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
+class shares, unverified settings, summary figures, the full tidy metrics (CSV) and the samples of the runs
+REPORT.md does not show (figures.featured); the toy claim tables; benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from ..data.storage import atomic_write_bytes
 from ..runs import experiments
+from .figures import FEATURED_MIN_STEPS, other_sample_lines, same_runs
+from .figures import link as _link
 from .headline import dedup
 from .tables import (chain_statistics, code_version, config_hash, duration, ess_text, hardware, pm, shares_text,
                      to_markdown)
-
-
-def _link(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def provenance_rows(records: list[dict]) -> pd.DataFrame:
@@ -82,6 +79,7 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
         for name, df in (("provenance", provenance_rows(runs)), ("chains", chain_rows(runs))):
             atomic_write_bytes(results_dir / "tables" / f"{name}.csv",
                                df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+    same = same_runs(runs)
     lines = ["# Appendix to REPORT.md: provenance, chain diagnostics, full metrics, benchmarks", "",
              "<!-- GENERATED FILE: do not edit. Regenerate with `python replicate.py --report`. -->", "",
              "All runs: [tables/provenance.csv](tables/provenance.csv), [tables/chains.csv](tables/chains.csv); "
@@ -112,6 +110,12 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
             shares = [f"- `{r['run']}` ({config_hash(r)}): {shares_text(r)}" for r in kept if shares_text(r)]
             lines += (["Class shares of the jumps (largest first; ± MCSE where the chain statistics hold them):", ""] + shares + [""]) if shares else []
             lines += [f"- {d}" for d in dups] + ([""] if dups else [])
+            samples = other_sample_lines(rs, {run: same[run] for run in same if run in {r["run"] for r in rs}},
+                                         results_dir, results_dir)
+            if samples:
+                lines += ["Samples of the runs whose samples REPORT.md does not show (it shows, per experiment and "
+                          f"profile, the longest chain of at least {FEATURED_MIN_STEPS:,} walk steps):", "",
+                          *samples, ""]
     claims = [r for r in records if r["table"] == "claims"]
     if claims:
         lines += ["## claims", "", "The toy claim sweeps (`python -m replication.claims toy`): full rows per sweep.", ""]

@@ -1,5 +1,6 @@
-"""The report's per-table summary figures (loss, metrics against n, chain diagnostics), written by `write_report`
-(the sample grids and chain strips are the score stage's: evaluation/images.py)."""
+"""The report's per-table summary figures (loss, metrics against n, chain diagnostics), written by `write_report`;
+and the per-run sample lines (the sample grids, chain strips and traces are the score stage's: evaluation/images.py),
+with the rule that picks the runs whose samples REPORT.md shows (`featured`; the others: results/APPENDIX.md)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import numpy as np
 
 from ..evaluation import chain_stats
 from ..evaluation.classifier import CLASS_GROUPS
-from ..runs import paper
-from .tables import load_records, record_sort_key
+from ..runs import experiments, paper
+from .headline import dedup
+from .tables import (class_shares, class_shares_pm, config_hash, figure_path, load_records, pm, record_sort_key,
+                     shares_text, text, top_class)
 
 # The chain statistics (value ± MCSE, shown in the tables with their errors) are not metrics against n.
 CHAIN_STATS = {name for groups in [{}, *CLASS_GROUPS.values()] for name in chain_stats.metric_names(groups)}
@@ -121,3 +124,94 @@ def chain_diagnostics(records: list[dict], path: str | os.PathLike) -> Path:
         axes[2].set(xlabel="class", ylabel="share of jumps", title="Classes visited", ylim=(0, None))
         axes[2].legend(fontsize=6)
     return _save_fig(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-run samples (the score stage's grid, strip and trace figures): REPORT.md shows those of the runs that
+# matter (`featured`), the appendix those of every other run, so the front page does not grow with each run.
+
+SAMPLE_FIGURES = ("grid", "strip", "trace")  # the score stage's per-run figures, in display order (legend: top)
+DISPLAY_MIN_PX = 560  # small PNGs are shown upscaled (integer factor) to at least this width
+FEATURED_MIN_STEPS = 200_000  # the cpu profile's chain: shorter chains' samples go to the appendix
+
+
+def link(path: Path, out_dir: Path) -> str:
+    """A path as a link relative to the folder of the page that holds it."""
+    return Path(os.path.relpath(path, out_dir)).as_posix()
+
+
+def image(path: Path, alt: str, out_dir: Path, min_px: int = DISPLAY_MIN_PX) -> str:
+    """An <img> upscaled by an integer factor to at least `min_px` wide (small grids of 28x28 images)."""
+    if not path.is_file():
+        return f"`{link(path, out_dir)}` (missing in this checkout)"
+    from PIL import Image
+
+    with Image.open(path) as im:
+        width, height = im.size
+    factor = max(1, math.ceil(min_px / width), math.ceil(56 / height) if height < 56 else 1)
+    return f'<img src="{link(path, out_dir)}" width="{width * factor}" alt="{alt}">'
+
+
+def same_runs(records: list[dict]) -> dict[str, tuple[str, str]]:
+    """Run -> (experiment, table) of the same run (same config hash) in an earlier table (experiments.TABLES order)."""
+    first: dict[str, tuple[str, str]] = {}
+    out = {}
+    for t in experiments.TABLES:
+        for r in dedup([x for x in records if x["table"] == t])[0]:
+            if config_hash(r) in first:
+                out[r["run"]] = first[config_hash(r)]
+            else:
+                first[config_hash(r)] = (r["experiment"], t)
+    return out
+
+
+def _rank(r: dict) -> tuple:
+    return (r.get("chain") or {}).get("steps") or 0, str((r.get("provenance") or {}).get("created")), r["run"]
+
+
+def featured(records: list[dict], aliases: dict) -> set[str]:
+    """The runs of one table whose samples REPORT.md shows: per experiment and profile, the longest chain of at
+    least FEATURED_MIN_STEPS walk steps (the newest of equally long ones); never a run shown in an earlier table."""
+    best: dict[tuple, dict] = {}
+    for r in dedup(records)[0]:
+        steps = (r.get("chain") or {}).get("steps") or 0
+        if r["run"] in aliases or not r.get("figures") or steps < FEATURED_MIN_STEPS:
+            continue
+        key = (r["experiment"], r["profile"])
+        if key not in best or _rank(r) > _rank(best[key]):
+            best[key] = r
+    return {r["run"] for r in best.values()}
+
+
+def sample_lines(r: dict, results_dir: Path, out_dir: Path) -> list[str]:
+    """A run's samples: its chain and class shares (± MCSE where the chain statistics hold them), then its figures."""
+    figs, c = r.get("figures") or {}, r.get("chain") or {}
+    chains = "one chain" if c.get("n_chains") == 1 else f"{text(c.get('n_chains')) or '?'} chains"
+    head = (f"- **{r['experiment']} ({config_hash(r)})**, {r['profile']}, {chains} of {c.get('steps', 0):,} walk "
+            f"steps, {c.get('n_jumps', 0):,} jumps")
+    shares, with_err = class_shares(r), class_shares_pm(r)
+    if with_err:  # ± MCSE of the per-jump class traces (chain statistics)
+        ranked = sorted(with_err, key=lambda s: (-s[1], s[0]))
+        head += (f". Top class: **{top_class(r)}** of the jumps (uniform {100 / len(ranked):.0f}%); then "
+                 + ", ".join(f"{n} {pm(v, e, 100, '%')}" for n, v, e in ranked[1:5]) + " (± MCSE)")
+    elif shares:
+        ranked = sorted(shares, key=lambda s: (-s[1], s[0]))
+        head += (f". Top class: **{top_class(r)}** of the jumps (uniform would be {100 / len(shares):.0f}%); then "
+                 + ", ".join(f"{n} {100 * v:.1f}%" for n, v in ranked[1:5])
+                 + f"; the other {len(ranked) - 5} classes {100 * sum(v for _, v in ranked[5:]):.1f}% together"
+                 if len(ranked) > 5 else f". Class shares: {shares_text(r)}")
+    images = [image(figure_path(results_dir, figs[kind]), kind, out_dir) for kind in SAMPLE_FIGURES if kind in figs]
+    return [head + "."] + (["  " + "<br>".join(images)] if images else [])
+
+
+def other_sample_lines(records: list[dict], aliases: dict, results_dir: Path, out_dir: Path) -> list[str]:
+    """The samples of the runs of one table that REPORT.md does not show (the appendix's list)."""
+    shown, lines = featured(records, aliases), []
+    for r in dedup(records)[0]:
+        if r["run"] in aliases:
+            experiment, table = aliases[r["run"]]
+            lines.append(f"- **{r['experiment']} ({config_hash(r)})**: the same run as `{experiment}` "
+                         f"(`--table {table}`); its samples are listed with that table.")
+        elif r.get("figures") and r["run"] not in shown:
+            lines += sample_lines(r, results_dir, out_dir)
+    return lines

@@ -10,11 +10,13 @@ from typing import Any
 import pandas as pd
 
 from ..evaluation import chain_stats
-from ..evaluation.classifier import CLASS_GROUPS
+from ..evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
 from ..runs import experiments, paper
-from .tables import (chain_statistics, config_hash, count, is_fid, missing_paper_reason, not_fid_fd,
-                     paper_number_for, pm, profile_note, profile_rank, record_sort_key, share_pm, text, top_class,
-                     load_records)
+from ..runs.folders import stage_key
+from ..sampling.integrators import INTEGRATORS
+from .tables import (chain_statistics, class_shares, config_hash, count, dataset, is_fid, missing_paper_reason,
+                     not_fid_fd, paper_number_for, pm, profile_note, profile_rank, record_sort_key, share_pm, text,
+                     top_class, load_records)
 
 # Metrics in headline order, with their column names; others follow alphabetically. Calibration points and
 # the context metrics are stated once per table instead.
@@ -70,8 +72,9 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differences(records: list[dict]) -> list[str]:
-    """For runs of one experiment and profile: the settings they differ in (why two rows sit side by side)."""
+def differences(records: list[dict], walk: bool = False) -> list[str]:
+    """For runs of one experiment and profile: the settings they differ in (why two rows sit side by side); with
+    `walk`, the walk settings that the walk's bias table shows (WALK_KEYS) are named, not listed."""
     notes, groups = [], {}
     for r in records:
         groups.setdefault((r["experiment"], r["profile"]), []).append(r)
@@ -82,9 +85,13 @@ def differences(records: list[dict]) -> list[str]:
                   if k.split(".")[0] in ("model", "train", "chain", "score")} for r in rs]
         keys = sorted({k for f in flats for k in f if len({repr(g.get(k)) for g in flats}) > 1})
         show = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else text(v) or "?"  # noqa: E731
-        what = "; ".join(f"{k} = {' / '.join(show(f.get(k)) for f in flats)}" for k in keys) or "nothing recorded"
-        notes.append(f"The {len(rs)} {profile} rows of `{exp}` differ in: {what} "
-                     f"({', '.join(config_hash(r) for r in rs)}).")
+        listed = [k for k in keys if not (walk and k in WALK_KEYS)]
+        what = "; ".join(f"{k} = {' / '.join(show(f.get(k)) for f in flats)}" for k in listed)
+        named = [k.split(".")[-1] for k in keys if k not in listed]
+        if named:
+            what = "; ".join(x for x in (what, f"the walk ({', '.join(named)}: the walk's bias below)") if x)
+        notes.append(f"The {len(rs)} {profile} rows of `{exp}` differ {'only ' * (bool(named) and not listed)}in: "
+                     f"{what or 'nothing recorded'} ({', '.join(config_hash(r) for r in rs)}).")
     return notes
 
 
@@ -124,9 +131,12 @@ def scale(r: dict) -> str:
     return f"{count(t.get('n_params'))} · {count(t.get('steps'))} · {count(c.get('steps'))}"
 
 
-def headline(records: list[dict], table: str, aliases: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def headline(records: list[dict], table: str, aliases: dict[str, str] | None = None,
+             walk: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The headline table of `table` (records of that table only) and its notes; `aliases` maps a run to the
-    same run (same config hash) shown in an earlier table."""
+    same run (same config hash) shown in an earlier table. With `walk` (the section shows the walk's bias table,
+    which holds every row's chain statistics and walk settings), no chain-statistics columns, and the notes name
+    the walk settings the rows differ in rather than listing them."""
     aliases = aliases or {}
     records, notes = dedup([r for r in records if r["table"] == table])
     df = load_records(records)
@@ -139,8 +149,9 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
                   key=lambda k: (list(METRIC_COLUMNS).index(k) if k in METRIC_COLUMNS else len(METRIC_COLUMNS), k))
     labelled = any((r.get("chain") or {}).get("class_histogram") for r in records)
     stats = {r["run"]: chain_statistics(r) for r in records}
-    group = next((next(iter(st["shares"])) for st in stats.values() if st and st["shares"]), None)
-    switch = not group and any((r.get("chain") or {}).get("class_switch_rate") is not None for r in records)
+    group = None if walk else next((next(iter(st["shares"])) for st in stats.values() if st and st["shares"]), None)
+    switch = not walk and not group and any((r.get("chain") or {}).get("class_switch_rate") is not None
+                                            for r in records)
     missing = [n for n in numbers if not any(paper_number_for(x, [n]) for _, x in df.iterrows())]
     fixed = 4 + labelled + switch + STATS_COLUMNS * bool(group) + bool(numbers) + bool(missing)
     plumbing = [k for k in keys if "NOT FID" in k]  # the clean-fid path's test extractor: in the CSV, not here
@@ -179,24 +190,32 @@ def headline(records: list[dict], table: str, aliases: dict[str, str] | None = N
                      **{_column(k): "" for k in keys}, "paper": n.value,
                      "note": missing_paper_reason(n, registry).replace(f" ({n.source})", "")})
     out = pd.DataFrame(rows)
-    notes += differences(records)
+    notes += differences(records, walk)
     return out, notes
 
 
-def stats_cells(st: dict | None, group: str) -> dict[str, str]:
-    """The chain-statistics cells of a headline row: the group's share ± MCSE (ESS) and the reference's ± SE, S
-    ("≥ S" when counted on thinned jumps: a lower bound) and the rule-2 verdict with the largest split-R-hat."""
+def stats_parts(st: dict | None, group: str) -> dict[str, str]:
+    """The chain-statistics cells of a run: `share` (the group's share ± MCSE (ESS)), `ref` (the reference's ± SE,
+    "—" when not computed), `S` ("≥ S" when counted on thinned jumps: a lower bound) and `verdict` (rule 2 with the
+    largest split-R-hat); all "" without statistics."""
     share, ref = (st or {}).get("shares", {}).get(group), (st or {}).get("reference", {}).get(group)
-    cells = {f"{group} ± MCSE (ESS); ref.": "", "S": "", "verdict (largest R̂)": ""}
     if not st or not share:
-        return cells
+        return {"share": "", "ref": "", "S": "", "verdict": ""}
     s, v = st.get("switches"), st["verdict"]
     traces = [m for m in [st.get("mean_pixel"), *st["shares"].values()] if m and not m.get("constant")]
     rhats = [m.get("rhat") for m in traces]
     worst = "R̂ undefined" if None in rhats else f"R̂ {max(rhats):.3f}" if rhats else ""
-    return {f"{group} ± MCSE (ESS); ref.": f"{share_pm(share, '')}; {pm(ref['value'], ref.get('se')) if ref else '—'}",
+    return {"share": share_pm(share, ""), "ref": pm(ref["value"], ref.get("se")) if ref else "—",
             "S": "" if not s else ("≥ " if s.get("lower_bound") else "") + f"{s['value']:,.0f}",
-            "verdict (largest R̂)": "; ".join(x for x in (v.get("label"), worst) if x)}
+            "verdict": "; ".join(x for x in (v.get("label"), worst) if x)}
+
+
+def stats_cells(st: dict | None, group: str) -> dict[str, str]:
+    """The chain-statistics cells of a headline row: the group's share ± MCSE (ESS) and the reference's ± SE, S
+    and the rule-2 verdict with the largest split-R-hat (stats_parts)."""
+    p = stats_parts(st, group)
+    return {f"{group} ± MCSE (ESS); ref.": f"{p['share']}; {p['ref']}" if p["share"] else "", "S": p["S"],
+            "verdict (largest R̂)": p["verdict"]}
 
 
 def paper_scale_short(e: experiments.Experiment) -> str:
@@ -253,3 +272,105 @@ def banners(records: list[dict]) -> list[str]:
                      f"{'is a Fréchet distance' if len(fds) == 1 else 'are Fréchet distances'} in non-Inception "
                      "feature spaces: not comparable to any FID, never placed beside the paper's FID.")
     return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# The walk's bias (issue 17): one row per recorded chain of a dataset's models, the group share against the walk
+# (integrator, delta/sigma, gamma, walk steps) and the model (sigma, M, parametrization, training steps).
+
+WALK_DATASET, WALK_GROUP = "fashion-mnist", "footwear"
+WALK_KEYS = ("chain.scheme", "chain.delta_over_sigma", "chain.gamma", "chain.steps")  # the table's walk columns
+WALK_MIN_JUMPS = 1000  # other tables' chains: at least this many jumps (as the trace figure), with chain statistics
+FD_THINNED = "FD_classifier (1,000 thinned)"
+WALK_COLUMNS = ["model (σ, M, param., train)", "run", "integrator", "δ/σ", "γ", "walk steps",
+                f"{WALK_GROUP} ± MCSE (ESS)", "ref.", "S", "FD classifier (1,000 thinned)", "verdict (largest R̂)"]
+
+
+def walk_records(records: list[dict]) -> list[dict]:
+    """The runs of the walk table: every chain of `--table WALK_DATASET`, and the chains of at least WALK_MIN_JUMPS
+    jumps with chain statistics of the other tables of that dataset; one per config hash."""
+    def keep(r: dict) -> bool:
+        n = (r.get("chain") or {}).get("n_jumps") or 0
+        return (r["table"] in experiments.TABLES and dataset(r) == WALK_DATASET and n > 0
+                and (r["table"] == WALK_DATASET or (n >= WALK_MIN_JUMPS and chain_statistics(r) is not None)))
+    return dedup([r for r in records if keep(r)])[0]
+
+
+def _train_key(r: dict) -> str:
+    """The trained model's identity (its train stage key: ybar models of one sigma_eff share one), else its config."""
+    try:
+        return stage_key(experiments.from_dict(r["config"]), "train")
+    except Exception:  # a record whose config no longer parses: its own model and train sections
+        cfg = r.get("config") or {}
+        return repr((dataset(r), cfg.get("model"), cfg.get("train")))
+
+
+def _model_label(r: dict) -> str:
+    m, steps = (r.get("config") or {}).get("model") or {}, (r.get("train") or {}).get("steps")
+    kind = m.get("parametrization", "?")
+    kind = kind if m.get("scheme", "mdae") == "mdae" else f"{m.get('scheme')}/{kind}"
+    sigma = f"{m['sigma']:g}" if isinstance(m.get("sigma"), (int, float)) else "?"
+    return f"σ {sigma}, M {m.get('M', '?')}, {kind}, {count(steps)}"
+
+
+def _integrator(r: dict) -> str:
+    """The chain's integrator; a Metropolis-adjusted one (it needs an energy) with "MH" and its accept rate."""
+    name = text(((r.get("config") or {}).get("chain") or {}).get("scheme")) or "?"
+    rate = (r.get("chain") or {}).get("accept_rate")
+    if name in INTEGRATORS and INTEGRATORS[name].needs_energy or rate is not None:
+        return f"{name} + MH" + (f" (accept {rate:.2f})" if rate is not None else "")
+    return name
+
+
+def _fd(r: dict) -> str:
+    """FD_classifier on 1,000 thinned jumps; else the full chain's, with its n when that is not 1,000."""
+    ok = {m.get("metric"): m for m in r.get("metrics") or [] if m.get("status") == "ok" and m.get("value") is not None}
+    m = ok.get(FD_THINNED) or ok.get("FD_classifier")
+    if not m:
+        return ""
+    at_n = "" if m is ok.get(FD_THINNED) or m.get("n") == 1000 else f" (n = {count(m.get('n'))})"
+    return f"{m['value']:.4g}{at_n}"
+
+
+def walk_table(records: list[dict]) -> pd.DataFrame:
+    """The walk's bias table: grouped by model (in report order), then integrator (registry order, the paper's
+    aboba first), delta/sigma, gamma and walk steps. A chain without statistics gets the group's
+    share of its class histogram (no error) and no verdict."""
+    runs = walk_records(records)
+    models: dict[tuple, int] = {}
+    for r in runs:
+        sigma_m = (((r.get("config") or {}).get("model") or {}).get(k) for k in ("sigma", "M"))
+        models.setdefault((_train_key(r), *sigma_m), len(models))
+    first = {key[0]: i for key, i in sorted(models.items(), key=lambda kv: -kv[1])}  # a model's first appearance
+    models = {key: (first[key[0]], key[1] if isinstance(key[1], (int, float)) else 0, i) for key, i in models.items()}
+    labels: dict[str, set] = {}
+    for r in runs:
+        labels.setdefault(_model_label(r), set()).add(_train_key(r))
+
+    def order(r: dict) -> tuple:
+        c = (r.get("config") or {}).get("chain") or {}
+        m = (r.get("config") or {}).get("model") or {}
+        scheme = text(c.get("scheme"))
+        return (models[(_train_key(r), m.get("sigma"), m.get("M"))],
+                list(INTEGRATORS).index(scheme) if scheme in INTEGRATORS else len(INTEGRATORS), scheme,
+                float(c.get("delta_over_sigma") or 0), float(c.get("gamma") or 0),
+                (r.get("chain") or {}).get("steps") or 0, config_hash(r))
+
+    rows, previous = [], None
+    for r in sorted(runs, key=order):
+        c = (r.get("config") or {}).get("chain") or {}
+        label = _model_label(r) + (f" ({_train_key(r)[:8]})" if len(labels[_model_label(r)]) > 1 else "")
+        parts = stats_parts(chain_statistics(r), WALK_GROUP)
+        if not parts["share"] and class_shares(r):
+            shares, names = dict(class_shares(r)), CLASS_NAMES.get(WALK_DATASET, ())
+            group = [names[i] for i in CLASS_GROUPS[WALK_DATASET][WALK_GROUP] if i < len(names)]
+            parts |= {"share": f"{sum(shares.get(n, 0.0) for n in group):.2f} (histogram)", "ref": "—",
+                      "verdict": "not judged (no per-jump trace)"}
+        rows.append(dict(zip(WALK_COLUMNS, [
+            "" if label == previous else label, config_hash(r), _integrator(r),
+            f"{c['delta_over_sigma']:g}" if isinstance(c.get("delta_over_sigma"), (int, float)) else "?",
+            f"{c['gamma']:g}" if isinstance(c.get("gamma"), (int, float)) else "?",
+            count((r.get("chain") or {}).get("steps")), parts["share"], parts["ref"], parts["S"], _fd(r),
+            parts["verdict"]])))
+        previous = label
+    return pd.DataFrame(rows, columns=WALK_COLUMNS)

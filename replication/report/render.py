@@ -7,13 +7,15 @@ Reproduced values sit beside the paper's, never instead (clean-fid's "reported |
 output is deterministic, so `python replicate.py --report` regenerates REPORT.md byte for byte (tests/test_report.py).
 
 REPORT.md: the claims scoreboard (scoreboard.py), the scale gap, then per table one headline table
-(headline.py) with its notes, samples and figures; the toy claim sweeps in compact form. Provenance,
-chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in results/APPENDIX.md.
+(headline.py) with its notes, samples and figures (the Fashion-MNIST section also the walk's bias table:
+headline.walk_table); the toy claim sweeps in compact form. Samples are shown for one run per experiment and
+profile (figures.featured), so the page does not grow by a block of images with each run; the others', the
+provenance, chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in
+results/APPENDIX.md.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -23,11 +25,14 @@ import pandas as pd
 from ..data.storage import atomic_write_bytes
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
-from .figures import chain_diagnostics, loss_curve, metric_vs_samples
-from .headline import banners, calibration_notes, dedup, headline, not_computed_notes, paper_scale, runs_scale
-from .scoreboard import RULES, claim_summary, scoreboard
-from .tables import (class_shares, class_shares_pm, code_version, config_hash, count, figure_path, not_run_reason, pm,
-                     profile_rank, read_records, record_sort_key, shares_text, text, to_markdown, top_class, write_tables)
+from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
+                      sample_lines)
+from .figures import link as _link
+from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
+                       not_computed_notes, paper_scale, runs_scale, walk_table)
+from .scoreboard import RULES, claim_record, claim_summary, scoreboard
+from .tables import (code_version, config_hash, count, not_run_reason, profile_rank, read_records, record_sort_key,
+                     to_markdown, write_tables)
 
 REPORT_COMMAND = "python replicate.py --report"
 TABLE_TITLES = {
@@ -39,7 +44,6 @@ TABLE_TITLES = {
 }
 CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
 SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}
-DISPLAY_MIN_PX = 560  # small PNGs are shown upscaled (integer factor) to at least this width
 
 
 def heading(table: str) -> str:
@@ -49,22 +53,6 @@ def heading(table: str) -> str:
 def anchor(table: str) -> str:
     """GitHub's anchor for a section heading."""
     return re.sub(r"[^\w\- ]", "", heading(table).lower()).replace(" ", "-")
-
-
-def _link(path: Path, out_dir: Path) -> str:
-    return Path(os.path.relpath(path, out_dir)).as_posix()
-
-
-def _image(path: Path, alt: str, out_dir: Path, min_px: int = DISPLAY_MIN_PX) -> str:
-    """An <img> upscaled by an integer factor to at least `min_px` wide (small grids of 28x28 images)."""
-    if not path.is_file():
-        return f"`{_link(path, out_dir)}` (missing in this checkout)"
-    from PIL import Image
-
-    with Image.open(path) as im:
-        width, height = im.size
-    factor = max(1, math.ceil(min_px / width), math.ceil(56 / height) if height < 56 else 1)
-    return f'<img src="{_link(path, out_dir)}" width="{width * factor}" alt="{alt}">'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,36 +127,16 @@ def _paper_lines(table: str) -> list[str]:
     return lines + [f"- \"{text_}\" — {source}." for t, text_, source in paper.PAPER_CLAIMS if t == table]
 
 
-SAMPLE_FIGURES = ("grid", "strip", "trace")  # the score stage's per-run figures, in display order (legend: top)
-
-
-def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases: dict[str, str]) -> list[str]:
-    lines = []
-    for r in dedup(records)[0]:
-        figs, c = r.get("figures") or {}, r.get("chain") or {}
-        name = f"**{r['experiment']} ({config_hash(r)})**"
-        if r["run"] in aliases:
-            lines.append(f"- {name}: the same run as {aliases[r['run']]}; its samples are shown there.")
-            continue
-        if not figs:
-            continue
-        chains = "one chain" if c.get("n_chains") == 1 else f"{text(c.get('n_chains')) or '?'} chains"
-        head = f"- {name}, {r['profile']}, {chains} of {c.get('steps', 0):,} walk steps, {c.get('n_jumps', 0):,} jumps"
-        shares, with_err = class_shares(r), class_shares_pm(r)
-        if with_err:  # ± MCSE of the per-jump class traces (chain statistics)
-            ranked = sorted(with_err, key=lambda s: (-s[1], s[0]))
-            head += (f". Top class: **{top_class(r)}** of the jumps (uniform {100 / len(ranked):.0f}%); then "
-                     + ", ".join(f"{n} {pm(v, e, 100, '%')}" for n, v, e in ranked[1:5]) + " (± MCSE)")
-        elif shares:
-            ranked = sorted(shares, key=lambda s: (-s[1], s[0]))
-            head += (f". Top class: **{top_class(r)}** of the jumps (uniform would be {100 / len(shares):.0f}%); then "
-                     + ", ".join(f"{n} {100 * v:.1f}%" for n, v in ranked[1:5])
-                     + f"; the other {len(ranked) - 5} classes {100 * sum(v for _, v in ranked[5:]):.1f}% together"
-                     if len(ranked) > 5 else f". Class shares: {shares_text(r)}")
-        lines.append(head + ".")
-        images = [_image(figure_path(results_dir, figs[kind]), kind, out_dir) for kind in SAMPLE_FIGURES if kind in figs]
-        if images:
-            lines.append("  " + "<br>".join(images))
+def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases: dict) -> list[str]:
+    """The samples of the table's featured runs (figures.featured), then where the other runs' samples are."""
+    shown = featured(records, aliases)
+    lines = [line for r in dedup(records)[0] if r["run"] in shown for line in sample_lines(r, results_dir, out_dir)]
+    others = [config_hash(r) for r in dedup(records)[0]
+              if r["run"] not in shown and (r.get("figures") or r["run"] in aliases)]
+    if others:
+        table = records[0]["table"]
+        lines.append(f"- Samples of the {'other ' if shown else ''}{len(others)} run{'s' * (len(others) > 1)} "
+                     f"({', '.join(others)}): [appendix]({_link(results_dir / 'APPENDIX.md', out_dir)}#{table}).")
     return lines
 
 
@@ -183,22 +151,38 @@ def _summary_figures(table: str, records: list[dict], results_dir: Path, make: b
     return out
 
 
+def _walk_lines(records: list[dict]) -> list[str]:
+    """The walk's bias (headline.walk_table) with its caption; [] without a row."""
+    df = walk_table(records)
+    if not len(df):
+        return []
+    toy = (f" The toy sweep `integrators` in [the claims section](#{anchor('claims')}) measures the same bias with the "
+           "exact score." if claim_record(records, "integrators") else "")
+    return [f"{WALK_GROUP.capitalize()} share of the jumps against the walk and the model, one row per recorded chain, "
+            f"computed from its record: every chain of `--table {WALK_DATASET}` and the chains of at least "
+            f"{WALK_MIN_JUMPS:,} jumps with chain statistics of the other {TABLE_TITLES[WALK_DATASET].split(' (')[0]} "
+            "tables (one per config hash); grouped by model, then integrator (aboba: the paper's), δ/σ, γ and walk "
+            "steps. `ref.` = the model's one-step jumps; `+ MH` = Metropolis-adjusted (accept rate); `(histogram)` = "
+            "no per-jump trace, no error." + toy,
+            "", to_markdown(df)]
+
+
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
-                   aliases: dict[str, str]) -> list[str]:
+                   aliases: dict[str, str], walk: list[str] = ()) -> list[str]:
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
               f"{'runs here: ' + runs_scale(kept) if kept else 'no run recorded here'}.", ""]
     lines += [b for line in banners(kept) for b in (line, "")]
-    table_df, notes = headline(records, table, aliases)
+    table_df, notes = headline(records, table, aliases, walk=bool(walk))
     if len(table_df):
         lines += [to_markdown(table_df, {"class switch rate": "{:.2f}"}), ""]
     else:
         lines += ["_No run recorded and no paper number for this table._", ""]
     cal = calibration_notes(records, table)
     notes = [f"Calibration points (at the runs' n): {'; '.join(cal)}."] * bool(cal) + not_computed_notes(records, table) + notes
-    parts = (("Notes", [f"- {n}" for n in notes]), ("What the paper reports", _paper_lines(table)),
-             ("Not run, and why", _not_run_lines(table, records)),
+    parts = (("Notes", [f"- {n}" for n in notes]), ("The walk's bias", list(walk)),
+             ("What the paper reports", _paper_lines(table)), ("Not run, and why", _not_run_lines(table, records)),
              ("Samples", _sample_lines(records, results_dir, out_dir, aliases)))
     for title, body in parts:
         if body:
@@ -224,7 +208,8 @@ def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> li
         summary = claim_summary(r)
         if summary is not None:
             fmt = {c: "{:.3g}" for c in summary.columns} | {"M": "{:.0f}", "steps": "{:,.0f}"}
-            lines += [to_markdown(summary, fmt), ""]
+            caption = summary.attrs.get("caption")
+            lines += ([caption, ""] if caption else []) + [to_markdown(summary, fmt), ""]
         lines += [f"![{p.stem}]({_link(p, out_dir)})" for p in sorted((results_dir / "figures").glob(f"{r['run']}*.png"))]
         lines += [""]
     return lines
@@ -266,20 +251,18 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "share for one-step jumps from 1,000 noised test images ± binomial SE (—: model not committed); `S` = "
         "footwear↔clothing switches (≥: on the 1,000 committed thinned jumps, a lower bound; their shares too); "
         "`verdict` = rule 2, largest split-R̂; `paper` = the paper's number, "
-        "beside the reproduced one. Samples, per run: a grid of jumps spread over the chain, its last 20 "
-        "consecutive jumps and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 "
-        "windows along the chain.", ""]
-    first: dict[str, str] = {}
+        "beside the reproduced one. Samples: a grid of jumps spread over the chain, its last 20 consecutive jumps "
+        "and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 windows along the "
+        f"chain; shown here for one run per experiment and profile of a table, its longest chain of at least "
+        f"{FEATURED_MIN_STEPS:,} walk steps (the newest of equally long ones); every other run's samples are in the "
+        "appendix, under its table.", ""]
+    same = same_runs(records)
     for t in experiments.TABLES:
-        aliases = {}
-        for r in dedup(by_table[t])[0]:
-            h = config_hash(r)
-            if h in first:
-                aliases[r["run"]] = first[h]
-            else:
-                first[h] = f"`{r['experiment']}` in [{t}](#{anchor(t)})"
+        runs = {r["run"] for r in by_table[t]}
+        aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
         lines += _table_section(t, by_table[t], results_dir, out_dir,
-                                _summary_figures(t, by_table[t], results_dir, figures), aliases)
+                                _summary_figures(t, by_table[t], results_dir, figures), aliases,
+                                _walk_lines(records) if t == WALK_DATASET else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
     if other:

@@ -60,7 +60,7 @@ def chain_text(r: dict) -> str:
             + f": {st['verdict']['label']}")
 
 
-def _claim_record(records: list[dict], sweep: str) -> dict | None:
+def claim_record(records: list[dict], sweep: str) -> dict | None:
     return next((r for r in records if r["table"] == "claims" and r["run"] == f"claims_toy_{sweep}"), None)
 
 
@@ -72,6 +72,32 @@ def _profiles(rs: list[dict]) -> str:
     return ", ".join(sorted({r["profile"] for r in rs}, key=profile_rank))
 
 
+LISTED_LONG = 3  # more 1M-step chains than this are summarised per table and profile (the walk's bias lists each)
+
+
+def _long_summary(long: list[dict]) -> str:
+    """'fashion-mnist (cpu, 318k params): 5 chains of ≥ 1M steps, 5 finite, footwear 0.50–0.98; rule 2: 5
+    undecided': the long chains per table and profile."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in long:
+        groups.setdefault((r["table"], r["profile"], count((r.get("train") or {}).get("n_params"))), []).append(r)
+    parts = []
+    for (table, profile, params), rs in groups.items():
+        stats = [st for st in map(chain_statistics, rs) if st and st["shares"]]
+        group = next(iter(stats[0]["shares"])) if stats else None
+        shares = sorted(st["shares"][group]["value"] for st in stats if group in st["shares"])
+        labels: dict[str, int] = {}
+        for r in rs:
+            label = (judged(r) or {}).get("label") or "not judged (no per-jump trace)"
+            labels[label] = labels.get(label, 0) + 1
+        chains = "one chain" if len(rs) == 1 else f"{len(rs)} chains"
+        parts.append(f"{table} ({profile}, {params} params): {chains} of ≥ 1M steps, "
+                     f"{sum(_chain(r).get('finite', True) is not False for r in rs)} finite"
+                     + (f", {group} {shares[0]:.2f}–{shares[-1]:.2f}" if shares else "")
+                     + "; rule 2: " + ", ".join(f"{n} {label}" for label, n in sorted(labels.items())))
+    return "; ".join(parts)
+
+
 def _stable_1m(claim, records):
     long = [r for r in records if r["table"] != "claims" and (_chain(r).get("steps") or 0) >= 1_000_000]
     target = [r for r in long if r["table"] in claim.tables and r["profile"] == "paper"]
@@ -79,7 +105,9 @@ def _stable_1m(claim, records):
         f"{r['table']} ({r['profile']}, {count((r.get('train') or {}).get('n_params'))} params): "
         f"{'one chain' if _chain(r).get('n_chains', 1) == 1 else str(_chain(r).get('n_chains')) + ' chains'} of {_chain(r)['steps']:,} steps, "
         f"{'finite' if _chain(r).get('finite', True) else 'NOT finite'}, {chain_text(r)}"
-        + (f", top class {top_class(r)}" if top_class(r) else "") for r in long) or "no chain of 1M steps recorded"
+        + (f", top class {top_class(r)}" if top_class(r) else "") for r in long) if len(long) <= LISTED_LONG else \
+        _long_summary(long)
+    measured = measured or "no chain of 1M steps recorded"
     gpu = NOT_RUN.removeprefix("not run: ")
     unstable = [r for r in long if (judged(r) or {}).get("label") == "not stable" or _chain(r).get("finite") is False]
     if target:
@@ -129,7 +157,7 @@ def _ffhq(claim, records):
 
 
 def _exact_large_m(claim, records):
-    r = _claim_record(records, "large_m")
+    r = claim_record(records, "large_m")
     df = _rows(r)
     if r is None or df.empty or "source" not in df:
         return "nothing", "—", "not run: `python -m replication.claims toy`", ["claims"]
@@ -162,7 +190,7 @@ def _exact_large_m(claim, records):
 
 
 def _smoothing(claim, records):
-    r = _claim_record(records, "smoothing")
+    r = claim_record(records, "smoothing")
     df = _rows(r)
     need = {"sigma_eff", "sigma", "switch_rate"}
     if r is None or df.empty or not need <= set(df):
@@ -220,11 +248,51 @@ def _pivot(df: pd.DataFrame, col: str, sources: dict[str, str]) -> pd.DataFrame:
     return sub.pivot_table(index="M", columns="source", values=col, aggfunc="first").rename(columns=sources)
 
 
+def _integrators(r: dict, df: pd.DataFrame) -> pd.DataFrame:
+    """The integrators sweep: rows delta/sigma, a column per integrator with the light modes' share ± SE over chains
+    (bold: more than 2 SE from the exact share; a diverged walk: its step), the exact share once, accept rates."""
+    index = ["delta_over_sigma"] + [c for c in ("gamma", "M", "sigma") if c in df and df[c].nunique() > 1]
+    names = list(dict.fromkeys(df["integrator"]))
+
+    def cell(x: pd.Series) -> str:
+        if pd.notna(x.get("diverged_at")):
+            return f"diverged (step {int(x['diverged_at']):,})"
+        z, share = x.get("light_share_z"), pm(x.get("light_share"), x.get("light_share_se"))
+        return f"**{share}**" if share and pd.notna(z) and abs(z) > 2 else share
+
+    rows = []
+    for key, g in df.groupby(index, sort=True):
+        row = dict(zip(index, key if isinstance(key, tuple) else (key,)))
+        row["exact"] = g["light_share_exact"].iloc[0] if "light_share_exact" in g else np.nan
+        cells = {x["integrator"]: x for _, x in g.iterrows()}
+        row |= {n: cell(cells[n]) if n in cells else "" for n in names}
+        for n in names:
+            rate = cells[n].get("accept_rate") if n in cells else None
+            if "accept_rate" in df and df.loc[df["integrator"] == n, "accept_rate"].notna().any():
+                row[f"{n} accept"] = rate if pd.notna(rate) else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows).rename(columns={"delta_over_sigma": "δ/σ", "gamma": "γ"})
+    first = df.iloc[0]
+    fixed = "".join(f", {name} = {first[c]:g}" for c, name in (("sigma", "σ"), ("M", "M"), ("gamma", "γ"))
+                    if c in df and c not in index)
+    steps = f"{int(first['steps']):,}" if "steps" in df else "?"
+    out.attrs["caption"] = (
+        f"Share of the light {r.get('light_modes', 'modes')} of `{first.get('mixture', '?')}` (their exact posterior "
+        f"weight, averaged over the jumps; exact score{fixed}) ± SE over {text(first.get('chains')) or '?'} chains of "
+        f"{steps} steps, by integrator and δ/σ; **bold**: more than 2 SE from the exact share; `accept`: the "
+        "Metropolis accept rate.")
+    return out
+
+
 def claim_summary(r: dict) -> pd.DataFrame | None:
-    """A table of at most 9 columns summarising one toy sweep record, or None for an unknown sweep."""
-    df, sweep = _rows(r), r["run"].removeprefix("claims_toy_")
+    """A table of at most 9 columns summarising one toy sweep record (its `attrs["caption"]`, if any, says how to
+    read it), or None for an unknown sweep."""
+    df = _rows(r)
+    sweep = (r.get("experiment") or "").removeprefix("claims-toy-") or r["run"].removeprefix("claims_toy_")
     if df.empty:
         return None
+    if sweep == "integrators" and {"integrator", "delta_over_sigma", "light_share"} <= set(df):
+        return _integrators(r, df)
     if sweep == "large_m" and "source" in df:
         mse = _pivot(df, "jump_mse", {"y_bar (naive mean)": "MSE ȳ", "Bayes x_hat (exact)": "MSE Bayes",
                                       "MDAE x_hat (learned)": "MSE MDAE"})
