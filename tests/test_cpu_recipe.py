@@ -43,10 +43,15 @@ def test_cpu_recipe_is_named_and_paper_profile_untouched():
     assert not paper.model.sigmoid and paper.train.ema_decay == 0 and paper.chain.delta_over_sigma == 0.5
     assert cpu.model.sigmoid and cpu.train.ema_decay == 0.999 and cpu.train.sample_with_ema
     assert cpu.chain.delta_over_sigma == 0.25 and cpu.chain.steps == 200_000
+    assert cpu.chain.scheme == "baoab" and paper.chain.scheme == "aboba"  # the paper profile keeps the official walk
+    assert cpu.model.M == 4 and cpu.id == "fashion-mnist-mdae-1x4" and paper.model.M == 16
     levers = {e.id: e for e in resolve("fashion-mnist-levers", "cpu")}
     assert not levers["fmnist-lever-paper"].model.sigmoid and levers["fmnist-lever-paper"].chain.delta_over_sigma == 0.5
-    # The sigmoid-ema lever row differs from the recipe by delta alone, so it shares the recipe's trained model.
-    assert stage_key(levers["fmnist-lever-sigmoid-ema"], "train") == stage_key(cpu, "train")
+    # The sigmoid-ema lever row differs from the M table's M16 row by the walk alone: they share its trained model,
+    # and the M4 row shares the fashion-mnist table's.
+    rows = {e.id: e for e in resolve("fashion-mnist-M", "cpu")}
+    assert stage_key(levers["fmnist-lever-sigmoid-ema"], "train") == stage_key(rows["fmnist-M16"], "train")
+    assert stage_key(rows["fmnist-M4"], "train") == stage_key(cpu, "train")
 
 
 def test_bf16_training_runs_and_matches_fp32_loss_at_start(tmp_path):
