@@ -113,3 +113,22 @@ def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, mes
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not list(tmp_path.rglob("DONE.json"))
+
+
+@needs_fashion
+def test_drift_walks_the_experiments_walk_from_noisy_test_images(tmp_path):
+    """pipeline.drift: chains from noised test images, walked with the experiment's own walk (here BAOAB)."""
+    import dataclasses
+
+    from replication.pipeline.drift import measure_drift
+    from replication.runs.folders import classifier_path
+
+    assert replicate(tmp_path, "--table", "fashion-mnist", "--profile", "smoke") == 0
+    e = resolve("fashion-mnist", "smoke", {"chain.scheme": "baoab"})[0]
+    out = measure_drift(e, train_dir(e, tmp_path) / "model.pt", classifier_path(e, tmp_path), None,
+                        n_chains=6, steps=20, every=10)
+    assert out["walk"] == dataclasses.asdict(e.walk) and out["walk"]["integrator"] == "baoab"
+    assert [r["step"] for r in out["rows"]] == [0, 10, 20]
+    assert out["rows"][0]["v_var"] == 0 and out["rows"][-1]["v_var"] > 0
+    for r in out["rows"]:
+        assert abs(sum(r["class_shares"]) - 1) < 1e-3 and 0 <= r["mean_pixel"] <= 1 and r["r"] > 0

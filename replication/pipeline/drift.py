@@ -57,7 +57,7 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
             r = float(((y - scheme.x_hat(y)) ** 2).flatten(1).sum(1).mean() / (e.model.M * d * e.model.sigma**2))
         x_hat = x_hat.clamp(0, 1)
         return {"step": step, "mean_pixel": float(x_hat.mean()),
-                "class_shares": (class_histogram(predict(clf, x_hat).numpy(), 10) / n_chains).round(4).tolist(),
+                "class_shares": class_histogram(predict(clf, x_hat).numpy(), 10).round(4).tolist(),
                 "FD_classifier": frechet_distance_features(features(clf, x_hat), f_ref), "r": r,
                 "v_var": float(v.pow(2).mean() / e.chain.u)}
 
