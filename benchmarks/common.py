@@ -17,7 +17,6 @@ import datetime as _dt
 import functools
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -25,6 +24,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+
+from replication.runs.provenance import git
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks"
@@ -56,13 +57,11 @@ def _cpu_name() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _git() -> tuple[str, bool]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "replication"], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip())
-        return sha, dirty
-    except (OSError, subprocess.CalledProcessError):
+    sha = git("rev-parse", "HEAD", cwd=ROOT)
+    if sha is None:
         return "unknown", False
+    dirty = git("status", "--porcelain", "--untracked-files=no", "replication", cwd=ROOT)
+    return sha.strip(), bool((dirty or "").strip())
 
 
 def environment(device: str | torch.device = "cpu") -> dict:

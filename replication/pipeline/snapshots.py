@@ -16,9 +16,10 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+from ..runs.provenance import git
 
 
 def _snapshot_files(repo_root: Path, include: Sequence[str]) -> list[Path]:
@@ -69,20 +70,7 @@ def snapshot_code(
         target = tmp / f.relative_to(repo_root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, target)
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                check=False,
-                cwd=repo_root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = (git("rev-parse", "HEAD", cwd=repo_root) or "").strip() or None
     manifest = {
         "sha256": digest,
         "source": str(repo_root),

@@ -6,26 +6,18 @@ restore them."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
+from ..runs.provenance import git
 from .headline import CSV_ONLY
 from .tables import chain_statistics, class_shares, count, ess_text, figure_path, pm, profile_note, top_class
 
 CONTEXT = ("classifier_test_accuracy",)
 
 
-def _git(repo: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
-
-
 def modified_tracked(repo: Path, paths: tuple[str, ...] = ("results", "REPORT.md")) -> set[str] | None:
     """Tracked files under `paths` that differ from the last commit (None outside a git checkout)."""
-    out = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", *paths)
+    out = git("status", "--porcelain", "--untracked-files=no", "--", *paths, cwd=repo)
     return None if out is None else {line[3:] for line in out.splitlines() if line.strip()}
 
 
