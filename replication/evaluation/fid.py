@@ -5,7 +5,7 @@
 Pipeline: samples in [0,1] -> `to_uint8` (round to nearest) -> `export_pngs` (a dedicated folder of
 exactly N PNGs) -> `folder_features` (`cleanfid.fid.get_folder_features`: clean-fid's loader, its
 resizer for the mode, its quantization) -> `stats` (mean, covariance as `fid_from_feats` does) ->
-`frechet` (`cleanfid.fid.frechet_distance`) against a reference `.npz` (mu, sigma).
+`frechet` (`metrics.frechet_distance`: `cleanfid.fid.frechet_distance`) against a reference `.npz` (mu, sigma).
 
 Extractors (`get_extractor`):
 
@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -45,6 +44,7 @@ import torch
 from ..data.storage import atomic_write_bytes, sha256_file
 from .assets import ASSETS, INCEPTION, AssetsNotStaged, assets_dir, fix_command, require_assets
 from .images import export_pngs
+from .metrics import frechet_distance
 
 __all__ = [
     "EXTRACTORS",
@@ -194,15 +194,7 @@ def stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.mean(features, axis=0), np.cov(features, rowvar=False)
 
 
-def frechet(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Fréchet distance via `cleanfid.fid.frechet_distance` (its scipy `disp` warning muted)."""
-    from cleanfid import fid as cfid
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="The .disp. argument is deprecated", category=DeprecationWarning
-        )
-        return float(cfid.frechet_distance(mu1, sigma1, mu2, sigma2))
+frechet = frechet_distance  # the suite's one Fréchet distance (`metrics`): `cleanfid.fid.frechet_distance`
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ test against. Inputs may be numpy arrays or torch tensors; outputs are floats or
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -28,16 +29,22 @@ def feature_statistics(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance_features(f1, f2) -> float:
-    """d^2 = ||mu_1 - mu_2||^2 + Tr(C_1 + C_2 - 2 (C_1 C_2)^(1/2)) between features [N1 x D], [N2 x D].
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """d^2 = ||mu_1 - mu_2||^2 + Tr(C_1 + C_2 - 2 (C_1 C_2)^(1/2)) between Gaussians (mu_1, C_1), (mu_2, C_2).
 
-    The matrix square root and its safeguards are clean-fid's `frechet_distance`, unchanged.
+    The suite's one Fréchet distance (classifier features here, clean-fid's FID in the `fid` module): clean-fid's
+    `frechet_distance`, unchanged (matrix square root and its safeguards), its scipy `disp` warning muted.
     """
-    from cleanfid.fid import frechet_distance  # Heavy import (torchvision, requests), only when needed.
+    from cleanfid.fid import frechet_distance as cleanfid_frechet  # Heavy import (torchvision, requests): on use.
 
-    mu1, sigma1 = feature_statistics(f1)
-    mu2, sigma2 = feature_statistics(f2)
-    return float(frechet_distance(mu1, sigma1, mu2, sigma2))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The .disp. argument is deprecated", category=DeprecationWarning)
+        return float(cleanfid_frechet(mu1, sigma1, mu2, sigma2))
+
+
+def frechet_distance_features(f1, f2) -> float:
+    """`frechet_distance` between features [N1 x D], [N2 x D] (their `feature_statistics`)."""
+    return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
 
 
 # ---------------------------------------------------------------------------------------------------
