@@ -40,10 +40,11 @@ from ..core import seeding
 from ..sampling.chains import ChainState, init_chains
 from ..sampling.integrators import ChainDiverged
 from ..sampling.loop import walk_jump
-from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, read_json, save_checked
+from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, save_checked
 from ..errors import RunStateError, UsageError
 from ..evaluation.images import to_uint8
 from ..runs.experiments import Experiment, from_dict
+from ..runs.folders import done_record
 from ..runs.models import load_model
 
 KEEP_STATES = 2
@@ -106,11 +107,11 @@ class ChainJob(submitit.helpers.Checkpointable):
         e: Experiment = from_dict(self.exp)
         out = Path(self.out_dir)
         key = e.key("dataset", "model", "train", "chain")
-        if (rec := self._done_record(out, key)) is not None:
+        if (rec := done_record(out, key, refuse="chain")) is not None:
             return rec
         out.mkdir(parents=True, exist_ok=True)
         with _exclusive(out):
-            if (rec := self._done_record(out, key)) is not None:  # finished by the process we waited for
+            if (rec := done_record(out, key, refuse="chain")) is not None:  # finished by the process we waited for
                 return rec
             return self._run(e, out, key)
 
@@ -199,17 +200,6 @@ class ChainJob(submitit.helpers.Checkpointable):
         summary["attempts"] = self._count_attempts(out)
         atomic_write_json(out / "DONE.json", summary)
         return summary
-
-    @staticmethod
-    def _done_record(out: Path, key: str) -> dict | None:
-        done = out / "DONE.json"
-        if not done.exists():
-            return None
-        rec = read_json(done)
-        if rec.get("key") != key:
-            raise UsageError(f"{done} belongs to another chain configuration (key {str(rec.get('key'))[:12]} != "
-                             f"{key[:12]}): use a fresh run folder or --force chain")
-        return rec
 
     # ---------------------------------------------------------------------------------------------
     def _classifier(self):

@@ -16,10 +16,10 @@ from pathlib import Path
 import submitit
 import torch
 
-from ..data.storage import atomic_write_json, read_json
+from ..data.storage import atomic_write_json
 from ..errors import NotImplementedYet
 from ..runs.experiments import Experiment, from_dict
-from ..runs.folders import REPO_ROOT, classifier_path, run_dir, stage_dir, stage_key, train_dir
+from ..runs.folders import REPO_ROOT, classifier_path, done_record, run_dir, stage_dir, stage_key, train_dir
 from ..runs.provenance import provenance
 from ..runs.records import publish_record
 from .chain import ChainJob, read_shards
@@ -77,12 +77,7 @@ class Stage(submitit.helpers.Checkpointable):
                                                              self.retrain))
 
     def done_record(self) -> dict | None:
-        p = self.dir / "DONE.json"
-        if p.exists():
-            rec = read_json(p)
-            if rec.get("key") == stage_key(self.e, self.name):
-                return rec
-        return None
+        return done_record(self.dir, stage_key(self.e, self.name))
 
 
 class TrainStage(Stage):

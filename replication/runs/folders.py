@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 from ..data.storage import read_json
+from ..errors import UsageError
 from .experiments import Experiment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,11 +43,28 @@ def stage_key(e: Experiment, stage: str) -> str:
     return e.key(*sections[stage])
 
 
+def done_record(d: Path, key: str, refuse: str | None = None) -> dict | None:
+    """`d/DONE.json` if the stage in folder `d` is done for `key`, else None: the one "is this stage done?".
+
+    A DONE.json with another key counts as not done, or, with `refuse` (the stage's name), is a UsageError: the
+    folder belongs to another configuration of that stage.
+    """
+    done = d / "DONE.json"
+    if not done.exists():
+        return None
+    rec = read_json(done)
+    if rec.get("key") == key:
+        return rec
+    if refuse:
+        raise UsageError(f"{done} belongs to another {refuse} configuration (key {str(rec.get('key'))[:12]} != "
+                         f"{key[:12]}): use a fresh run folder or --force {refuse}")
+    return None
+
+
 def stage_status(e: Experiment, stage: str, results: Path | None = None) -> str:
     """done | partial (started, resumable) | failed | pending."""
     d = stage_dir(e, stage, results)
-    done = d / "DONE.json"
-    if done.exists() and read_json(done).get("key") == stage_key(e, stage):
+    if done_record(d, stage_key(e, stage)) is not None:
         return "done"
     if (d / "FAILED.json").exists() or (d / "run" / "FAILED.json").exists():
         return "failed"
