@@ -93,13 +93,13 @@ def _scale_gap(records: list[dict]) -> list[str]:
 def _overview(by_table: dict[str, list[dict]]) -> list[str]:
     profiles = list(experiments.PROFILES) + sorted({r["profile"] for rs in by_table.values() for r in rs}
                                                    - set(experiments.PROFILES))
-    lines = [f"| table | experiments | runs ({' / '.join(profiles)}) | paper numbers |", "|---|---|---|---|"]
+    rows = []
     for t in experiments.TABLES:
         kept = dedup(by_table[t])[0]
         counts = " / ".join(str(sum(r["profile"] == p for r in kept)) for p in profiles)
-        lines.append(f"| [{t}](#{anchor(t)}) | {len(experiments.resolve(t, 'paper'))} | {counts} | "
-                     f"{len(paper.numbers_for(t))} |")
-    return lines + [""]
+        rows.append({"table": f"[{t}](#{anchor(t)})", "experiments": len(experiments.resolve(t, "paper")),
+                     f"runs ({' / '.join(profiles)})": counts, "paper numbers": len(paper.numbers_for(t))})
+    return [to_markdown(pd.DataFrame(rows)), ""]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tabulate import DataRow, TableFormat, tabulate
 
 from ..data.storage import atomic_write_bytes
 from ..evaluation import chain_stats
@@ -196,14 +197,19 @@ def value(v: Any, fmt: str = "{:.4g}") -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+# tabulate's "pipe" table without its padding to column width: `| a | b |`, `|---|---|` (REPORT.md's tables).
+COMPACT_PIPE = TableFormat(lineabove=None, linebelowheader=lambda widths, _aligns: "|" + "---|" * len(widths),
+                           linebetweenrows=None, linebelow=None, headerrow=DataRow("|", "|", "|"),
+                           datarow=DataRow("|", "|", "|"), padding=1, with_header_hide=None)
+
+
 def to_markdown(table: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     """A DataFrame as a compact markdown pipe table (no padding) with fixed float formatting."""
     formats = {"sigma": "{:g}", "paper": "{:g}", "difference": "{:+.4g}", **(formats or {})}
     cols = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(value(v, formats.get(c, "{:.4g}")) for c, v in zip(cols, row)) + " |")
-    return "\n".join(lines)
+    rows = [[value(v, formats.get(c, "{:.4g}")) for c, v in zip(cols, row)] for row in table.itertuples(index=False)]
+    # Cells are formatted above: no number parsing, no alignment (so no padding, no stripping).
+    return tabulate(rows, headers=cols, tablefmt=COMPACT_PIPE, disable_numparse=True, stralign=None, numalign=None)
 
 
 # --------------------------------------------------------------------------------------------------
