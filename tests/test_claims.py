@@ -110,3 +110,25 @@ def test_stability_rows(quick):
     assert set(ex.index) == {"first 10%", "last 10%", "all"}
     assert ex.loc["all", "kinetic_per_coord"] == pytest.approx(1 / (1 - 1 / 16), rel=0.15)
     assert ex.loc["all", "spread_per_coord"] == pytest.approx(1.0, rel=0.15)
+
+
+def test_integrator_rows(quick):
+    """The integrators sweep: one row per (integrator, delta/sigma), the exact light-mode share, ghmc's accept rate."""
+    rows = quick[1]["integrators"]["rows"]
+    assert {(r["integrator"], r["delta_over_sigma"]) for r in rows} == {
+        (i, d) for i in QUICK.in_integrators for d in QUICK.in_deltas}
+    assert all(abs(r["light_share_exact"] - 10 / 36) < 1e-12 for r in rows)
+    assert all(0 < r["accept_rate"] <= 1 for r in rows if r["integrator"] == "ghmc")
+    assert all(r.get("accept_rate") is None for r in rows if r["integrator"] != "ghmc")
+
+
+def test_claims_walk_comes_from_the_registry_and_set(tmp_path):
+    """--set chain.* reaches the claims' walk and names the outputs, so the committed ones are not overwritten."""
+    from replication.claims.run import main
+
+    assert QUICK.walk(2.0).delta == 2.0 * QUICK.chain.delta_over_sigma == 1.0  # the toy experiment's sigma/2
+    assert main(["toy", "--quick", "--sweeps", "stability", "--set", "chain.scheme=baoab", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "records" / "claims_toy_stability_quick_schemebaoab.json").read_text())
+    assert record["config"]["walk"]["scheme"] == "baoab" and record["config"]["claims"]["chain"]["scheme"] == "baoab"
+    with pytest.raises(SystemExit):
+        main(["toy", "--quick", "--set", "model.M=3", "--out", str(tmp_path)])
