@@ -120,9 +120,8 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     x = y0.reshape(batch, case.channels, *case.shape[1:])
     w = case.walk
 
-    def walk(score_fn, y, v, integrator: str | None = None, energy_fn=None):  # the library walk, as a sampler runs it
-        settings = w if integrator is None else replace(w, integrator=integrator)
-        return Walker(score_fn, settings, gen, energy_fn=energy_fn).run(y, v, steps)
+    def walk(score_fn, y, v):  # the library walk of the case's settings, k steps from (y, v)
+        return Walker(score_fn, w, gen).run(y, v, steps)
 
     nograd, infer = torch.no_grad, torch.inference_mode
     netless = MDAE(torch.nn.Identity(), case.sigma, case.M, sigmoid=case.sigmoid)  # the scheme without its net
@@ -133,19 +132,28 @@ def bench_case(name: str, case: Case, batch: int, *, steps: int, repeats: int, w
     pairs = {
         "no_grad": ("fwd_no_grad", fwd_nograd, _under(nograd, lambda: walk(scheme.score, y0, v0))),
         "inference_mode": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(scheme.score, y0, v0))),
-        "lean": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: lean_walk(scheme.score, y0, v0))),
+        "lean": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: lean_walk(scheme.score, y0, v0, steps=steps, walk=w, generator=gen))),
         "integrator": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(lambda y: -y, y0, v0))),
         "overhead": ("fwd_inference_mode", fwd_infer, _under(infer, lambda: walk(netless.score, y0, v0))),
     }
-    # the other integrators against the library's ABOBA walk on the same net: one score per step each
-    walk_aboba = _under(infer, lambda: walk(scheme.score, y0, v0, "aboba"))
+    # The other integrators against the library's ABOBA walk on the same net, each a chain that goes on from call to
+    # call as a sampler's does (one Walker: BAOAB and GHMC reuse their carried score instead of evaluating it anew).
+    def chain(score_fn, integrator: str, energy_fn=None):
+        walker = Walker(score_fn, replace(w, integrator=integrator), gen, energy_fn=energy_fn)
+        state = [y0, v0]
+
+        def run():
+            state[0], state[1] = walker.run(state[0], state[1], steps)
+        return run
+
+    walk_aboba = _under(infer, chain(scheme.score, "aboba"))
     for integrator, cls in INTEGRATORS.items():
         if integrator != "aboba" and not cls.needs_energy:  # MDAE has no energy
-            pairs[integrator] = ("walk_aboba", walk_aboba, _under(infer, lambda i=integrator: walk(scheme.score, y0, v0, i)))
+            pairs[integrator] = ("walk_aboba", walk_aboba, _under(infer, chain(scheme.score, integrator)))
     # the Metropolis-adjusted walk needs an energy: MEM around the same net, against ABOBA on that MEM
     mem = MEM(net, case.sigma, case.M)
-    pairs["ghmc_mem"] = ("walk_aboba_mem", _under(nograd, lambda: walk(mem.score, y0, v0, "aboba")),
-                         _under(nograd, lambda: walk(mem.score, y0, v0, "ghmc", mem.energy_and_score)))
+    pairs["ghmc_mem"] = ("walk_aboba_mem", _under(nograd, chain(mem.score, "aboba")),
+                         _under(nograd, chain(mem.score, "ghmc", mem.energy_and_score)))
     notes: dict[str, str] = {}
     if is_image(case):
         net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)

@@ -114,7 +114,8 @@ def test_cuda_graph_step_replays():
 def test_walk_variants_are_timed_against_the_plain_walk_on_the_same_net():
     """Each integrator against the library ABOBA walk, and the Metropolis-adjusted walk against ABOBA on MEM."""
     rows = walk_step.bench_case("tiny", TINY, 1, steps=2, repeats=2, warmup=1, device=torch.device("cpu"),
-                                variants={"baoab", "cheng", "ghmc_mem"})
+                                variants={"baoab", "cheng", "ghmc_mem", "lean"})
     got = {r["variant"]: r["baseline"] for r in rows}
-    assert got == {"baoab": "walk_aboba", "cheng": "walk_aboba", "ghmc_mem": "walk_aboba_mem"}
+    assert got == {"baoab": "walk_aboba", "cheng": "walk_aboba", "ghmc_mem": "walk_aboba_mem",
+                   "lean": "fwd_inference_mode"}
     assert all(r["ratio_median"] > 0 for r in rows)
