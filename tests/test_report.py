@@ -449,3 +449,22 @@ def test_integrators_sweep_summary():
     assert last["aboba"] == "**0.332 ± 0.010**"  # bold: more than 2 SE from the exact share
     assert df.iloc[1]["cheng"] == "**0.368 ± 0.010**" and "modes 1-4 of `ring8-unequal`" in df.attrs["caption"]
     assert scoreboard.claim_summary({"run": "claims_toy_other", "rows": rows}) is None
+
+
+def test_drift_table_reads_every_recorded_measurement():
+    """report/drift.py: one row per results/drift file of the dataset, the footwear share at the end from the
+    file's class shares (none in files that predate them), the walk's integrator and delta/sigma."""
+    from replication.report.drift import COLUMNS, drift_table
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    files = [json.loads(p.read_text()) for p in sorted((results / "drift").glob("*.json"))]
+    df = drift_table(results)
+    assert len(df) == sum(f["config"]["dataset"] == "fashion-mnist" for f in files) > 0
+    for f in files:
+        if "walk" not in f:
+            continue
+        last = f["rows"][-1]["class_shares"]
+        want = f"{last[5] + last[7] + last[9]:.2f} (± "
+        row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{f['walk']['delta']:g}")
+                 & df[COLUMNS[5]].str.contains(want, regex=False)]
+        assert len(row) == 1

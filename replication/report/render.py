@@ -27,6 +27,7 @@ from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
                       sample_lines)
+from .drift import drift_table
 from .figures import link as _link
 from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
                        not_computed_notes, paper_scale, runs_scale, walk_table)
@@ -151,11 +152,19 @@ def _summary_figures(table: str, records: list[dict], results_dir: Path, make: b
     return out
 
 
-def _walk_lines(records: list[dict]) -> list[str]:
-    """The walk's bias (headline.walk_table) with its caption; [] without a row."""
+def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
+    """The walk's bias (headline.walk_table) with its caption, then the drift table (report/drift.py); [] without a row."""
     df = walk_table(records)
+    drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
+    drift_lines = ["", f"Chains started in the typical set (`python -m replication.pipeline.drift`, `results/drift/`): "
+                   f"each row one recorded measurement, K chains from noised held-out images walked with one walk; "
+                   f"{WALK_GROUP} share of the jumps (binomial SE at the end), mean pixel and FD_classifier (100 "
+                   "held-out images) at the start and the end; r = mean |y_m − x̂_m|² / (dσ²) and v_var = mean v²/u "
+                   "(the walk's temperature as the denoiser and the velocities see it; ABOBA's v_var on a Gaussian is "
+                   "1/(1 − δ²/4σ²), BAOAB's 1 − δ²/4σ², docs/method.md Eq. 17, 21).", "",
+                   to_markdown(drift)] if len(drift) else []
     if not len(df):
-        return []
+        return drift_lines[1:]
     toy = (f" The toy sweep `integrators` in [the claims section](#{anchor('claims')}) measures the same bias with the "
            "exact score." if claim_record(records, "integrators") else "")
     return [f"{WALK_GROUP.capitalize()} share of the jumps against the walk and the model, one row per recorded chain, "
@@ -164,7 +173,7 @@ def _walk_lines(records: list[dict]) -> list[str]:
             "tables (one per config hash); grouped by model, then integrator (aboba: the paper's), δ/σ, γ and walk "
             "steps. `ref.` = the model's one-step jumps; `+ MH` = Metropolis-adjusted (accept rate); `(histogram)` = "
             "no per-jump trace, no error." + toy,
-            "", to_markdown(df)]
+            "", to_markdown(df)] + drift_lines
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
@@ -262,7 +271,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
         lines += _table_section(t, by_table[t], results_dir, out_dir,
                                 _summary_figures(t, by_table[t], results_dir, figures), aliases,
-                                _walk_lines(records) if t == WALK_DATASET else [])
+                                _walk_lines(records, results_dir) if t == WALK_DATASET else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
     if other:

@@ -1,0 +1,63 @@
+"""The drift table: what the walk does to chains started in the typical set (results/drift/*.json, written by
+`python -m replication.pipeline.drift`), one row per recorded measurement, read from the files, nothing typed in.
+
+Each measurement starts K chains at y = x + sigma eps from held-out images x and walks them with one walk; the
+footwear share of the jumps, their mean pixel and Fréchet distance (classifier features) at the start, halfway and
+at the end say how fast the walk leaves the data, r and v_var whether its temperature is right.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..evaluation.classifier import CLASS_GROUPS
+from .tables import count
+
+COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains", "footwear: start → half → end (± SE at the end)",
+           "mean pixel: start → end (data)", "FD classifier: start → end (start images vs held-out)", "r, v_var at the end",
+           "wall"]
+
+
+def _walk(r: dict) -> dict:
+    """The walk of a measurement: recorded as `walk` since the chain loop; older files only have the config's chain."""
+    if r.get("walk"):
+        return r["walk"]
+    c, m = r["config"]["chain"], r["config"]["model"]
+    return {"integrator": c.get("scheme", "aboba"), "delta": c["delta_over_sigma"] * m["sigma"], "gamma": c["gamma"]}
+
+
+def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = "footwear") -> pd.DataFrame:
+    rows = []
+    for path in sorted((Path(results_dir) / "drift").glob("*.json")):
+        r = json.loads(path.read_text())
+        cfg = r.get("config") or {}
+        if cfg.get("dataset") != dataset:
+            continue
+        w, m, n = _walk(r), cfg["model"], r["n_chains"]
+        steps = r["rows"]
+        first, half, last = steps[0], steps[len(steps) // 2], steps[-1]
+        classes = CLASS_GROUPS.get(dataset, {}).get(group, ())
+
+        def share(row: dict) -> float | None:
+            shares = row.get("class_shares")
+            return None if shares is None else sum(shares[i] for i in classes)
+
+        if share(last) is None:
+            foot = "—"
+        else:
+            p = share(last)
+            foot = (f"{share(first):.2f} → {share(half):.2f} → {p:.2f} (± {math.sqrt(p * (1 - p) / n):.2f}) "
+                    f"at steps 0 / {half['step']:,} / {last['step']:,}")
+        cal = r.get("calibration") or {}
+        rv = f"{last['r']:.3f}, {last['v_var']:.3f}" if "r" in last else "—"
+        rows.append(dict(zip(COLUMNS, [
+            f"σ {m['sigma']:g}, M {m['M']}", w["integrator"], f"{w['delta'] / m['sigma']:g}", f"{w['gamma']:g}", count(n),
+            foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
+            f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
+            rv, f"{r['wall_s']:.0f} s"])))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["model (σ, M)", "δ/σ", "integrator"], ascending=[True, False, True], kind="stable")
