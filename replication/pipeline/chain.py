@@ -37,15 +37,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import seeding
-from ..sampling.chains import ChainState, init_chains
-from ..sampling.integrators import ChainDiverged
-from ..sampling.loop import walk_jump
 from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, save_checked
 from ..errors import RunStateError, UsageError
 from ..evaluation.images import to_uint8
 from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import done_record
 from ..runs.models import load_model
+from ..sampling.chains import ChainState, init_chains
+from ..sampling.integrators import ChainDiverged
+from ..sampling.loop import walk_jump
 
 KEEP_STATES = 2
 COMPILE_ENV = "REPLICATION_COMPILE"  # "1": torch.compile the net for the walk (replicate.py --compile)
