@@ -25,6 +25,7 @@ import math
 from typing import Iterable, Mapping
 
 import numpy as np
+from arviz_stats.base import array_stats
 
 N_WINDOWS = 4  # split-R-hat: the trace in 4 consecutive windows; arviz halves each again (8 segments)
 MIN_DRAWS = 4  # arviz-stats' own minimum per chain (and per window)
@@ -78,8 +79,6 @@ def trace_stats(series, n_windows: int = N_WINDOWS) -> dict:
     trivially. A trace too short for arviz (fewer than 4 draws, or windows of fewer than 4) has None where the
     statistic is undefined (and any non-finite arviz result is None: not a pass, `verdict` fails it).
     """
-    from arviz_stats.base import array_stats
-
     x = np.asarray(series, dtype=np.float64).ravel()
     n = len(x)
     if n == 0:
