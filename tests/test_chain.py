@@ -50,8 +50,9 @@ CASES = {
     # images, SmallUNet (M = 16): uint8 images in the shards
     "image": ("fashion-mnist", {"chain.steps": "200", "chain.ckpt_every": "50", "chain.jump_every": "10",
                                 "score.classifier": "false"}),
-    # long enough (several seconds on one thread) to be killed and timed out mid-run
-    "toy_long": ("toy", {"chain.steps": "2000", "chain.ckpt_every": "100", "chain.jump_every": "10"}),
+    # long enough to be killed and timed out mid-run: about 3 s on one thread of a 2026 CPU (2,000 steps took 0.2 s,
+    # so a kill after the last threshold could land after the chain had finished)
+    "toy_long": ("toy", {"chain.steps": "30000", "chain.ckpt_every": "1500", "chain.jump_every": "10"}),
 }
 
 
