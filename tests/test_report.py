@@ -155,7 +155,9 @@ def test_scoreboard_verdicts_come_from_the_records():
     # rule 2: the 1M-step chains hold too few footwear<->clothing switches to judge (or no per-jump trace)
     long = [r for r in records if r["table"] != "claims" and (r.get("chain") or {}).get("steps", 0) >= 1_000_000]
     measured = by_key["stable_1m"]["measured"]
-    assert by_key["stable_1m"]["verdict"].startswith("undecided") and "no per-jump trace" in measured
+    # the cpu recipe's 1M-step chain (M = 4, BAOAB) is stable and on the data by rule 2; the others are not judged
+    assert by_key["stable_1m"]["verdict"].startswith("partly: 1 of") and "1 of them on the data (fashion-mnist cpu)" in \
+        by_key["stable_1m"]["verdict"] and "no per-jump trace" in measured and "1 stable, on the data" in measured
     if len(long) <= scoreboard.LISTED_LONG:  # one entry per chain; more are summarised per table and profile
         assert "Sandal 80%" in measured and "no per-jump trace recorded: not judged" in measured
     assert by_key["fid_one_chain"]["verdict"] == scoreboard.NOT_RUN
@@ -408,7 +410,7 @@ def test_walk_table_rows_are_the_recorded_chains():
 
 def test_report_scales_with_ten_more_runs():
     """Ten more Fashion-MNIST chains of 200k and 1M steps stay within the budget: each adds a headline row and a
-    walk row, its samples go to the appendix (one run per experiment and profile is shown)."""
+    walk row, its samples go to the appendix (one run per profile is shown)."""
     records = report_tables.read_records(REPO / "results/records")
     extra = _walk_copies(records)
     text = render.render_report(records + extra, REPO / "results", REPO, figures=False)
@@ -459,7 +461,7 @@ def test_drift_table_reads_every_recorded_measurement():
     results = Path(__file__).resolve().parent.parent / "results"
     files = [json.loads(p.read_text()) for p in sorted((results / "drift").glob("*.json"))]
     df = drift_table(results)
-    assert len(df) == sum(f["config"]["dataset"] == "fashion-mnist" for f in files) > 0
+    assert 0 < len(df) <= sum(f["config"]["dataset"] == "fashion-mnist" for f in files)  # repeats replace older rows
     for f in files:
         if "walk" not in f:
             continue

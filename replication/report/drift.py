@@ -1,5 +1,6 @@
 """The drift table: what the walk does to chains started in the typical set (results/drift/*.json, written by
-`python -m replication.pipeline.drift`), one row per recorded measurement, read from the files, nothing typed in.
+`python -m replication.pipeline.drift`), one row per recorded measurement (a repeat of an older measurement that
+adds the class shares replaces it), read from the files, nothing typed in.
 
 Each measurement starts K chains at y = x + sigma eps from held-out images x and walks them with one walk; the
 footwear share of the jumps, their mean pixel and Fréchet distance (classifier features) at the start, halfway and
@@ -17,7 +18,7 @@ import pandas as pd
 from ..evaluation.classifier import CLASS_GROUPS
 from .tables import count
 
-COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains", "footwear: start → half → end (± SE at the end)",
+COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains", "footwear: start → half → end (± SE)",
            "mean pixel: start → end (data)", "FD classifier: start → end (start images vs held-out)", "r, v_var at the end",
            "wall"]
 
@@ -50,14 +51,16 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
             foot = "—"
         else:
             p = share(last)
-            foot = (f"{share(first):.2f} → {share(half):.2f} → {p:.2f} (± {math.sqrt(p * (1 - p) / n):.2f}) "
-                    f"at steps 0 / {half['step']:,} / {last['step']:,}")
+            foot = f"{share(first):.2f} → {share(half):.2f} → {p:.2f} (± {math.sqrt(p * (1 - p) / n):.2f})"
         cal = r.get("calibration") or {}
         rv = f"{last['r']:.3f}, {last['v_var']:.3f}" if "r" in last else "—"
-        rows.append(dict(zip(COLUMNS, [
+        same = (m["sigma"], m["M"], w["integrator"], round(w["delta"] / m["sigma"], 9), w["gamma"], n, last["step"])
+        rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
             f"σ {m['sigma']:g}, M {m['M']}", w["integrator"], f"{w['delta'] / m['sigma']:g}", f"{w['gamma']:g}", count(n),
             foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
             f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
-            rv, f"{r['wall_s']:.0f} s"])))
-    df = pd.DataFrame(rows, columns=COLUMNS)
+            rv, f"{r['wall_s']:.0f} s", same, "walk" in r])))
+    # a measurement repeated with the class shares (same model, walk, chains and steps) replaces the older file's row
+    df = pd.DataFrame(rows, columns=COLUMNS + ["_same", "_new"]).sort_values("_new", kind="stable")
+    df = df.drop_duplicates("_same", keep="last")[COLUMNS]
     return df.sort_values(["model (σ, M)", "δ/σ", "integrator"], ascending=[True, False, True], kind="stable")

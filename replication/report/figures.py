@@ -170,14 +170,14 @@ def _rank(r: dict) -> tuple:
 
 
 def featured(records: list[dict], aliases: dict) -> set[str]:
-    """The runs of one table whose samples REPORT.md shows: per experiment and profile, the longest chain of at
-    least FEATURED_MIN_STEPS walk steps (the newest of equally long ones); never a run shown in an earlier table."""
+    """The runs of one table whose samples REPORT.md shows: per profile, the longest chain of at least
+    FEATURED_MIN_STEPS walk steps (the newest of equally long ones); never a run shown in an earlier table."""
     best: dict[tuple, dict] = {}
     for r in dedup(records)[0]:
         steps = (r.get("chain") or {}).get("steps") or 0
         if r["run"] in aliases or not r.get("figures") or steps < FEATURED_MIN_STEPS:
             continue
-        key = (r["experiment"], r["profile"])
+        key = r["profile"]
         if key not in best or _rank(r) > _rank(best[key]):
             best[key] = r
     return {r["run"] for r in best.values()}

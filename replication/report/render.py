@@ -156,12 +156,10 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
     """The walk's bias (headline.walk_table) with its caption, then the drift table (report/drift.py); [] without a row."""
     df = walk_table(records)
     drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
-    drift_lines = ["", f"Chains started in the typical set (`python -m replication.pipeline.drift`, `results/drift/`): "
-                   f"each row one recorded measurement, K chains from noised held-out images walked with one walk; "
-                   f"{WALK_GROUP} share of the jumps (binomial SE at the end), mean pixel and FD_classifier (100 "
-                   "held-out images) at the start and the end; r = mean |y_m − x̂_m|² / (dσ²) and v_var = mean v²/u "
-                   "(the walk's temperature as the denoiser and the velocities see it; ABOBA's v_var on a Gaussian is "
-                   "1/(1 − δ²/4σ²), BAOAB's 1 − δ²/4σ², docs/method.md Eq. 17, 21).", "",
+    drift_lines = ["", f"Chains started in the typical set (`python -m replication.pipeline.drift`, `results/drift/`, "
+                   f"one row per measurement): K chains from noised test images, one walk, 2,000 steps; {WALK_GROUP} "
+                   "share (binomial SE), mean pixel and FD_classifier of the jumps at the start, halfway and the end; "
+                   "r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u (Gaussian values: docs/method.md Eq. 17, 21).", "",
                    to_markdown(drift)] if len(drift) else []
     if not len(df):
         return drift_lines[1:]
@@ -262,7 +260,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "`verdict` = rule 2, largest split-R̂; `paper` = the paper's number, "
         "beside the reproduced one. Samples: a grid of jumps spread over the chain, its last 20 consecutive jumps "
         "and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 windows along the "
-        f"chain; shown here for one run per experiment and profile of a table, its longest chain of at least "
+        f"chain; shown here for one run per profile of a table, its longest chain of at least "
         f"{FEATURED_MIN_STEPS:,} walk steps (the newest of equally long ones); every other run's samples are in the "
         "appendix, under its table.", ""]
     same = same_runs(records)

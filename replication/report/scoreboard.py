@@ -93,9 +93,17 @@ def _long_summary(long: list[dict]) -> str:
         chains = "one chain" if len(rs) == 1 else f"{len(rs)} chains"
         parts.append(f"{table} ({profile}, {params} params): {chains} of ≥ 1M steps, "
                      f"{sum(_chain(r).get('finite', True) is not False for r in rs)} finite"
-                     + (f", {group} {shares[0]:.2f}–{shares[-1]:.2f}" if shares else "")
+                     + (f", {group} {shares[0]:.2f}" + (f"–{shares[-1]:.2f}" if len(shares) > 1 else "")
+                        + (f" ± {stats[0]['shares'][group]['mcse']:.2f} (ref. {_ref(rs[0], group)})"
+                           if len(shares) == 1 and stats[0]["shares"][group].get("mcse") is not None else "")
+                        if shares else "")
                      + "; rule 2: " + ", ".join(f"{n} {label}" for label, n in sorted(labels.items())))
     return "; ".join(parts)
+
+
+def _ref(r: dict, group: str) -> str:
+    ref = ((chain_statistics(r) or {}).get("reference") or {}).get(group)
+    return f"{ref['value']:.3f} ± {ref['se']:.3f}" if ref and ref.get("se") is not None else "—"
 
 
 def _stable_1m(claim, records):
@@ -119,8 +127,10 @@ def _stable_1m(claim, records):
                    f"MNIST/CIFAR-10 {gpu}")
     elif long and any(stable(r) for r in long):
         still = ", ".join(f"{r['table']} {r['profile']}" for r in long if stable(r))
+        on = [r for r in long if on_data(r)]
+        where = f" ({', '.join(sorted({r['table'] + ' ' + r['profile'] for r in on}))})" if on else ""
         verdict = (f"partly: {sum(stable(r) for r in long)} of {len(long)} 1M-step chains stable by rule 2 ({still}; "
-                   f"small nets), none on the data; MNIST/CIFAR-10 {gpu}")
+                   f"small nets), {len(on) if on else 'none'} of them on the data{where}; MNIST/CIFAR-10 {gpu}")
     elif unstable:
         verdict = "not reproduced: a 1M-step chain drifted or diverged"
     elif long:
