@@ -15,8 +15,8 @@ from ..evaluation import chain_stats
 from ..evaluation.classifier import CLASS_GROUPS
 from ..runs import experiments, paper
 from .headline import dedup
-from .tables import (class_shares, class_shares_pm, config_hash, figure_path, load_records, pm, record_sort_key,
-                     shares_text, text, top_class)
+from .tables import (chain_statistics, class_shares, class_shares_pm, config_hash, figure_path, load_records, pm,
+                     record_sort_key, shares_text, text, top_class)
 
 # The chain statistics (value ± MCSE, shown in the tables with their errors) are not metrics against n.
 CHAIN_STATS = {name for groups in [{}, *CLASS_GROUPS.values()] for name in chain_stats.metric_names(groups)}
@@ -166,12 +166,16 @@ def same_runs(records: list[dict]) -> dict[str, tuple[str, str]]:
 
 
 def _rank(r: dict) -> tuple:
-    return (r.get("chain") or {}).get("steps") or 0, str((r.get("provenance") or {}).get("created")), r["run"]
+    """Longest chain first; among equally long ones a chain rule 2 calls on the data, then stable, then the newest."""
+    v = (chain_statistics(r) or {}).get("verdict") or {}
+    judged = 2 if v.get("on_data") and v.get("stable") and v.get("decided") else 1 if v.get("stable") else 0
+    return ((r.get("chain") or {}).get("steps") or 0, judged, str((r.get("provenance") or {}).get("created")), r["run"])
 
 
 def featured(records: list[dict], aliases: dict) -> set[str]:
     """The runs of one table whose samples REPORT.md shows: per profile, the longest chain of at least
-    FEATURED_MIN_STEPS walk steps (the newest of equally long ones); never a run shown in an earlier table."""
+    FEATURED_MIN_STEPS walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); never
+    a run shown in an earlier table."""
     best: dict[tuple, dict] = {}
     for r in dedup(records)[0]:
         steps = (r.get("chain") or {}).get("steps") or 0

@@ -261,7 +261,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "beside the reproduced one. Samples: a grid of jumps spread over the chain, its last 20 consecutive jumps "
         "and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 windows along the "
         f"chain; shown here for one run per profile of a table, its longest chain of at least "
-        f"{FEATURED_MIN_STEPS:,} walk steps (the newest of equally long ones); every other run's samples are in the "
+        f"{FEATURED_MIN_STEPS:,} walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); every other run's samples are in the "
         "appendix, under its table.", ""]
     same = same_runs(records)
     for t in experiments.TABLES:

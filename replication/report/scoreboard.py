@@ -126,7 +126,7 @@ def _stable_1m(claim, records):
         verdict = (f"partly: stable and on the data on {', '.join(sorted({r['table'] for r in long}))} (small nets); "
                    f"MNIST/CIFAR-10 {gpu}")
     elif long and any(stable(r) for r in long):
-        still = ", ".join(f"{r['table']} {r['profile']}" for r in long if stable(r))
+        still = ", ".join(sorted({f"{r['table']} {r['profile']}" for r in long if stable(r)}))
         on = [r for r in long if on_data(r)]
         where = f" ({', '.join(sorted({r['table'] + ' ' + r['profile'] for r in on}))})" if on else ""
         verdict = (f"partly: {sum(stable(r) for r in long)} of {len(long)} 1M-step chains stable by rule 2 ({still}; "
