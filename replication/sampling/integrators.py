@@ -197,7 +197,7 @@ class GHMC(_Integrator):
         a = accept.view(-1, *([1] * (y.dim() - 1)))
         y.copy_(torch.where(a, y, y0))
         v.copy_(torch.where(a, v, -v0))  # momentum flip on rejection
-        self.accepted += int(accept.sum())
+        self.accepted = self.accepted + accept.sum()  # a device tensor: no host sync inside the walk
         self.proposed += accept.numel()
         self._half_o(v, noise)
         return torch.where(accept, f1, f0), torch.where(a, g1, g0)

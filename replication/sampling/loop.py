@@ -73,4 +73,4 @@ def walk_jump(score_fn: ScoreFn, jump_fn: JumpFn, y: Tensor, v: Tensor, *, walk:
             raise ChainDiverged(target, f"the jump x_hat became non-finite at step {target} (y finite): the model is "
                                         f"broken or y left the region it was trained on")
         step = target
-        yield Stop(step, y, v, x_hat, getattr(integrator, "accepted", 0), getattr(integrator, "proposed", 0))
+        yield Stop(step, y, v, x_hat, int(getattr(integrator, "accepted", 0)), getattr(integrator, "proposed", 0))
