@@ -168,9 +168,12 @@ class U2Net(nn.Module):
 
 
 class _ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> 3x3 conv, twice, with a residual (1x1 projection if widths differ)."""
+    """GroupNorm -> SiLU -> 3x3 conv, twice, with a residual (1x1 projection if widths differ).
 
-    def __init__(self, in_channels: int, out_channels: int):
+    With `emb_dim` > 0 a per-channel shift computed from a conditioning embedding is added after the first conv
+    (the noise-level input of noise-conditional networks, as in Ho et al. 2020 and Song et al. 2021)."""
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int = 0):
         super().__init__()
         self.norm1 = nn.GroupNorm(math.gcd(8, in_channels), in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
@@ -179,11 +182,21 @@ class _ResBlock(nn.Module):
         self.skip: nn.Module = nn.Identity()
         if in_channels != out_channels:
             self.skip = nn.Conv2d(in_channels, out_channels, 1)
+        if emb_dim:
+            self.emb = nn.Linear(emb_dim, out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
+        if emb is not None:
+            h = h + self.emb(emb)[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return self.skip(x) + h
+
+
+def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor | None) -> Tensor:
+    for block in blocks:
+        h = block(h, emb)
+    return h
 
 
 class SmallUNet(nn.Module):
@@ -198,27 +211,43 @@ class SmallUNet(nn.Module):
     2x2 ceil-mode max-pooling down, bilinear resizing to the skip's size up. At width 32 on 28x28 with
     16 channels: about 0.34M parameters and 45 MFLOP per forward (batch 1).
 
-    Shapes: (N, C_in, H, W) -> (N, C_out, H, W) for any H, W >= 1 (odd sizes included).
+    `noise_conditional=True` (the CLMC denoiser, docs/method.md §7.2): forward(x, log_s) also takes the log noise
+    level of each input; 8 sine/cosine features of log_s pass an MLP (16 -> 2w -> 2w) whose output every ResBlock
+    maps to a per-channel shift. About 20k parameters more at width 32.
+
+    Shapes: (N, C_in, H, W) [, (N,)] -> (N, C_out, H, W) for any H, W >= 1 (odd sizes included).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, width: int = 32):
+    N_FREQ = 8  # sine/cosine features of log s at frequencies 1..8
+
+    def __init__(self, in_channels: int, out_channels: int, width: int = 32, noise_conditional: bool = False):
         super().__init__()
         w, h = width, max(width // 2, 1)
+        e = 2 * w if noise_conditional else 0
         self.conv_in = nn.Conv2d(in_channels, h, 3, padding=1)
-        self.level1 = _ResBlock(h, h)
-        self.level2 = nn.Sequential(_ResBlock(h, w), _ResBlock(w, w))
-        self.level3 = nn.Sequential(_ResBlock(w, 2 * w), _ResBlock(2 * w, 2 * w), _ResBlock(2 * w, 2 * w))
-        self.up2 = nn.Sequential(_ResBlock(3 * w, w), _ResBlock(w, w))
-        self.up1 = _ResBlock(w + h, h)
+        self.level1 = _ResBlock(h, h, e)
+        self.level2 = nn.ModuleList([_ResBlock(h, w, e), _ResBlock(w, w, e)])
+        self.level3 = nn.ModuleList([_ResBlock(w, 2 * w, e), _ResBlock(2 * w, 2 * w, e), _ResBlock(2 * w, 2 * w, e)])
+        self.up2 = nn.ModuleList([_ResBlock(3 * w, w, e), _ResBlock(w, w, e)])
+        self.up1 = _ResBlock(w + h, h, e)
         self.norm_out = nn.GroupNorm(math.gcd(8, h), h)
         self.conv_out = nn.Conv2d(h, out_channels, 3, padding=1)
+        self.noise_conditional = noise_conditional
+        if noise_conditional:
+            self.embed = nn.Sequential(nn.Linear(2 * self.N_FREQ, e), nn.SiLU(), nn.Linear(e, e), nn.SiLU())
 
-    def forward(self, x: Tensor) -> Tensor:
-        s1 = self.level1(self.conv_in(x))  # [N, w/2, H, W]
-        s2 = self.level2(_pool(s1))  # [N, w, H/2, W/2]
-        z = self.level3(_pool(s2))  # [N, 2w, H/4, W/4]
-        z = self.up2(torch.cat([_upsample_like(z, s2), s2], dim=1))
-        z = self.up1(torch.cat([_upsample_like(z, s1), s1], dim=1))
+    def forward(self, x: Tensor, log_s: Tensor | None = None) -> Tensor:
+        emb = None
+        if self.noise_conditional:
+            if log_s is None:
+                raise ValueError("a noise-conditional SmallUNet needs the noise level: forward(x, log_s)")
+            f = log_s.to(x.dtype)[:, None] * torch.arange(1, self.N_FREQ + 1, device=x.device, dtype=x.dtype)
+            emb = self.embed(torch.cat([f.sin(), f.cos()], dim=1))
+        s1 = self.level1(self.conv_in(x), emb)  # [N, w/2, H, W]
+        s2 = _run(self.level2, _pool(s1), emb)  # [N, w, H/2, W/2]
+        z = _run(self.level3, _pool(s2), emb)  # [N, 2w, H/4, W/4]
+        z = _run(self.up2, torch.cat([_upsample_like(z, s2), s2], dim=1), emb)
+        z = self.up1(torch.cat([_upsample_like(z, s1), s1], dim=1), emb)
         return self.conv_out(F.silu(self.norm_out(z)))
 
 

@@ -108,6 +108,51 @@ class MDAE(_Scheme):
         return (self.x_hat(y) - y) / self.sigma**2
 
 
+class YbarLevels(MDAE):
+    """One noise-conditional denoiser of the mean at every level of the chain of log-concave Markov chains
+    (CLMC; Saremi, Park & Bach 2024; docs/method.md §7.2): x_hat(ybar_m; s_m) with s_m = sigma/sqrt(m), m = 1..M,
+    where ybar_m is the mean of the first m measurements. The net sees ybar_m / sqrt(data_std^2 + s_m^2) (Eq. 13 at
+    level m) and log s_m. As a walk-jump model it is the ybar MDAE at level M (x_hat_m(y) = x_hat(ybar_M; s_M)).
+
+    Training (Eq. 26): the batch's measurements y give every ybar_m at once (cumulative means); example i is trained
+    at level m = 1 + (i mod M), so each batch holds every level equally often, and the loss is
+    E |x - x_hat(ybar_m; s_m)|^2 summed over pixels, averaged over the batch.
+    """
+
+    def __init__(self, net: nn.Module, sigma: float, M: int, sigmoid: bool = False, data_std: float = 0.225):
+        super().__init__(net, sigma, M, sigmoid, data_std, parametrization="ybar")
+        self.parametrization = "ybar-levels"
+        self.data_std = float(data_std)
+
+    def level_sigma(self, m: int | Tensor) -> Tensor | float:
+        """s_m = sigma / sqrt(m): the noise of the mean of m measurements."""
+        return self.sigma / (m.to(torch.float32).sqrt() if isinstance(m, Tensor) else math.sqrt(m))
+
+    def denoise(self, ybar: Tensor, m: int | Tensor) -> Tensor:
+        """x_hat(ybar; sigma/sqrt(m)) for ybar (N, *S) at level m (an int, or one per row): (N, *S)."""
+        s = self.level_sigma(m)
+        s = s.to(ybar.device) if isinstance(s, Tensor) else torch.full((ybar.shape[0],), s, device=ybar.device)
+        scale = (self.data_std**2 + s**2).sqrt().view(-1, *([1] * (ybar.dim() - 1))).to(ybar.dtype)
+        out = self.net(ybar / scale, s.log()).to(ybar.dtype)
+        return torch.sigmoid(out) if self.sigmoid else out
+
+    def nu(self, y: Tensor) -> Tensor:
+        return self.denoise(y.mean(1), self.M).unsqueeze(1).expand_as(y)
+
+    def x_hat(self, y: Tensor) -> Tensor:
+        return self.nu(y)
+
+    def loss(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        if y is None:
+            y = self.mnm.measure(x, generator)
+        counts = torch.arange(1, self.M + 1, device=y.device, dtype=y.dtype).view(1, -1, *([1] * (y.dim() - 2)))
+        ybar = y.cumsum(1) / counts  # (N, M, *S): ybar_m for every m
+        rows = torch.arange(y.shape[0], device=y.device)
+        level = rows % self.M  # m - 1
+        x_hat = self.denoise(ybar[rows, level], level + 1)
+        return ((x - x_hat) ** 2).flatten(1).sum(1).mean()
+
+
 class MEM(_Scheme):
     """Multimeasurement energy model: f(y) = |y - nu_theta(y/s)|^2 / (2 sigma^2), score = -grad f by autograd.
 
@@ -139,3 +184,4 @@ class MEM(_Scheme):
 
 
 SCHEMES = {"mdae": MDAE, "mem": MEM}  # scheme name -> class (runs.models.build_model)
+PARAMETRIZATIONS = {"mdae": MDAE, "ybar": MDAE, "ybar-levels": YbarLevels}  # MDAE parametrizations -> class

@@ -37,6 +37,8 @@ class ModelSpec:
     sigmoid: bool = False
     data_std: float = 0.225  # input scale s = sqrt(data_std^2 + sigma^2) [C]
     parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, docs/method.md §1.4)
+    #                                 | "ybar-levels" (beyond paper: one noise-conditional denoiser of ybar_m at every
+    #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §7.2)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,17 @@ class ChainSpec:
     seed: int = 0
     ckpt_every: int = 10_000
     save_float: bool = False
+    # The sampler (beyond the paper): "walk_jump" (the paper's) or "clmc", the chain of log-concave Markov chains
+    # (Saremi, Park & Bach 2024; docs/method.md §7): the walk above moves y_1 alone (sigma-smoothed), and each jump
+    # draws y_2..y_M one at a time by `clmc_inner_steps` steps of the same integrator at delta = clmc_inner_delta_over_sigma
+    # * sigma and friction clmc_inner_gamma on each log-concave conditional, then jumps from ybar_M (ybar-levels models).
+    sampler: str = "walk_jump"
+    clmc_inner_steps: int = 4
+    clmc_inner_delta_over_sigma: float = 0.5
+    clmc_inner_gamma: float = 2.0
+
+
+SAMPLERS = ("walk_jump", "clmc")
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,8 @@ class Experiment:
         return f"{self.id}-{self.profile}-{self.key()[:8]}"
 
 
-_ADDED_LATER = (("train", "precision", "fp32"),)
+_ADDED_LATER = (("train", "precision", "fp32"), ("chain", "sampler", "walk_jump"), ("chain", "clmc_inner_steps", 4),
+                ("chain", "clmc_inner_delta_over_sigma", 0.5), ("chain", "clmc_inner_gamma", 2.0))
 
 DATA_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                "ffhq256": (3, 256, 256), "toy": (2,)}
@@ -204,7 +218,7 @@ def _quick(e: Experiment) -> Experiment:
 CPU_RECIPE = {"model": {"sigmoid": True}, "train": {"ema_decay": 0.999, "sample_with_ema": True},
               "chain": {"delta_over_sigma": 0.25, "scheme": "baoab"}}
 # The M and sigma tables measure M and sigma *with the working model*; the levers table keeps each row's own levers.
-CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist-sigma")
+CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc")
 # The fashion-mnist table's cpu run samples at sigma_eff = sigma / sqrt(M) = 0.5 (M = 4 at sigma = 1) instead of
 # 0.25: one chain crosses between footwear and clothing often enough to be judged (docs/deviations.md §4.10); its
 # id names the M it runs (fashion-mnist-mdae-1x4). The M = 16 model stays the fashion-mnist-M table's M16 row.
@@ -227,6 +241,8 @@ def _cpu(e: Experiment) -> Experiment:
     train = replace(q.train, steps=4 * q.train.steps if toy else 15_000, warmup_steps=200, ckpt_every=500,
                     precision="fp32" if toy else "bf16")
     chain = replace(q.chain, steps=min(e.chain.steps, 200_000), burn_in=1000, ckpt_every=10_000)
+    if chain.sampler == "clmc":  # a sample costs 1 + (M - 1)(K + 1) score evaluations more than the outer walk's k
+        chain = replace(chain, steps=min(e.chain.steps, 50_000), jump_every=10)
     out = replace(q, model=model, train=train, chain=chain, profile="cpu")
     if e.table in CPU_RECIPE_M:
         M = CPU_RECIPE_M[e.table]
@@ -270,12 +286,18 @@ def _lever_experiments() -> list[Experiment]:
                            model=replace(base.model, sigma=sigma, M=M, parametrization="ybar", sigmoid=True),
                            train=replace(base.train, **ema),
                            notes="beyond the paper: mixing against sigma at sigma_eff = 0.25, one shared ybar denoiser"))
+    levels = replace(base.model, M=16, sigmoid=True, parametrization="ybar-levels")
+    clmc_note = ("beyond the paper: the chain of log-concave Markov chains (Saremi, Park & Bach 2024) against the plain "
+                 "walk-jump, one noise-conditional ybar denoiser for every level sigma/sqrt(m)")
+    for row, chain in (("fmnist-clmc-M16", dict(sampler="clmc")), ("fmnist-clmc-M16-walk", {})):
+        out.append(replace(base, id=row, table="fashion-mnist-clmc", model=levels, train=replace(base.train, **ema),
+                           chain=replace(base.chain, **chain), score=replace(base.score, denoise=True), notes=clmc_note))
     return out
 
 
 TABLES = ("mnist", "cifar10", "ffhq256", "toy", "fashion-mnist", "fashion-mnist-levers", "fashion-mnist-M",
-          "fashion-mnist-sigma")
-CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma")  # designed for --profile quick
+          "fashion-mnist-sigma", "fashion-mnist-clmc")
+CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc")  # designed for --profile quick
 
 
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:
@@ -340,6 +362,15 @@ def validate(e: Experiment) -> None:
     if INTEGRATORS[c.scheme].needs_energy and m.scheme != "mem":
         raise UsageError(f"{e.id}: chain.scheme={c.scheme} needs an energy (its Metropolis step), which model.scheme="
                          f"{m.scheme} does not have: set --set model.scheme=mem or another chain.scheme (aboba, baoab)")
+    if c.sampler not in SAMPLERS:
+        raise UsageError(f"{e.id}: unknown chain.sampler={c.sampler!r}; known: {', '.join(SAMPLERS)}")
+    if c.sampler == "clmc":
+        if m.parametrization != "ybar-levels":
+            raise UsageError(f"{e.id}: chain.sampler=clmc needs a denoiser at every level sigma/sqrt(m): set "
+                             f"--set model.parametrization=ybar-levels (got {m.parametrization!r})")
+        if c.clmc_inner_steps < 1 or not (c.clmc_inner_delta_over_sigma > 0 and c.clmc_inner_gamma > 0):
+            raise UsageError(f"{e.id}: chain.clmc_inner_steps must be >= 1, clmc_inner_delta_over_sigma and "
+                             f"clmc_inner_gamma > 0")
     if c.burn_in < 0 or c.burn_in >= c.steps:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
 

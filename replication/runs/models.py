@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..core.nets import build_net
-from ..core.schemes import SCHEMES, _Scheme
+from ..core.schemes import MDAE, PARAMETRIZATIONS, SCHEMES, _Scheme
 from ..data.storage import load_checked, save_checked
 from ..errors import NotImplementedYet, UsageError
 from .experiments import ModelSpec
@@ -18,11 +18,20 @@ def build_model(spec: ModelSpec, data_shape: tuple[int, ...]) -> _Scheme:
     if spec.scheme not in SCHEMES:
         raise NotImplementedYet(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
                                 f"implemented: {sorted(SCHEMES)}")
-    ybar = spec.parametrization == "ybar"
-    channels = data_shape[0] if ybar else spec.M * data_shape[0]
-    net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width})
-    kwargs = {"sigmoid": spec.sigmoid, "parametrization": spec.parametrization} if spec.scheme == "mdae" else {}
-    return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std, **kwargs)
+    if spec.scheme == "mdae" and spec.parametrization not in PARAMETRIZATIONS:
+        raise UsageError(f"unknown model.parametrization {spec.parametrization!r}; known: {', '.join(PARAMETRIZATIONS)}")
+    levels = spec.parametrization == "ybar-levels"
+    if levels and spec.net != "small_unet":
+        raise UsageError(f"model.parametrization=ybar-levels needs a noise-conditional net; only small_unet has one "
+                         f"(got model.net={spec.net!r}): set --set model.net=small_unet")
+    channels = data_shape[0] if spec.parametrization in ("ybar", "ybar-levels") else spec.M * data_shape[0]
+    net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width},
+                    **({"noise_conditional": True} if levels else {}))
+    if spec.scheme != "mdae":
+        return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std)
+    if levels:
+        return PARAMETRIZATIONS["ybar-levels"](net, spec.sigma, spec.M, sigmoid=spec.sigmoid, data_std=spec.data_std)
+    return MDAE(net, spec.sigma, spec.M, sigmoid=spec.sigmoid, data_std=spec.data_std, parametrization=spec.parametrization)
 
 
 def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:
