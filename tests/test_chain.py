@@ -53,6 +53,10 @@ CASES = {
     # the cpu recipe's walk: BAOAB carries its score across segments; a resume re-evaluates it
     "toy_baoab": ("toy", {"chain.steps": "600", "chain.ckpt_every": "50", "chain.jump_every": "10",
                           "chain.scheme": "baoab"}),
+    # the CLMC sampler: the walk moves y_1 alone, every jump walks y_2..y_16 (inner walks from the same generators)
+    "image_clmc": ("fashion-mnist-clmc", {"chain.steps": "200", "chain.ckpt_every": "50", "chain.jump_every": "10",
+                                          "score.classifier": "false", "chain.clmc_inner_steps": "2",
+                                          "chain.scheme": "baoab"}),
     # long enough to be killed and timed out mid-run: about 3 s on one thread of a 2026 CPU (2,000 steps took 0.2 s,
     # so a kill after the last threshold could land after the chain had finished)
     "toy_long": ("toy", {"chain.steps": "30000", "chain.ckpt_every": "1500", "chain.jump_every": "10"}),
@@ -141,18 +145,21 @@ def tree_digest(folder: Path) -> dict[str, str]:
 # Reference runs.
 
 
-@pytest.mark.parametrize("name", ["toy", "image"])
+@pytest.mark.parametrize("name", ["toy", "image", "image_clmc"])
 def test_reference_run(cases, name):
     case = cases(name)
     ref = case.reference()
     e, out = case.e, case.ref_dir
-    assert ("images" in ref) == (name == "image") and ("float" in ref) == (name == "toy")
-    samples = ref["images"] if name == "image" else ref["float"]
+    image = name.startswith("image")
+    assert ("images" in ref) == image and ("float" in ref) == (not image)
+    samples = ref["images"] if image else ref["float"]
     assert samples.shape == (e.n_samples, 1, *e.image_shape)
     assert np.isfinite(ref["mean"]).all() and np.isfinite(ref["dist_prev"][1:]).all()
     assert_layout(out, case)
     done = json.loads((out / "DONE.json").read_text())
     assert done["key"] == e.key("dataset", "model", "train", "chain") and done["n_jumps"] == e.n_samples
+    per_jump = 1 + 15 * (1 + 2) if name == "image_clmc" else 1  # CLMC: x_hat(y_1), then per level start + 2 BAOAB steps
+    assert done["score_evals"] == e.chain.steps + e.n_samples * per_jump
     # a finished chain is a no-op: same record, nothing rewritten
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     assert case.job(out)() == done
@@ -181,7 +188,8 @@ def test_compiled_walk_resumes_bit_exactly_and_tracks_eager(cases, tmp_path, mon
     assert np.abs(a["images"][early].astype(int) - eager["images"][early].astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("name, stops", [("toy", (120, 400)), ("image", (50, 120)), ("toy_baoab", (120, 400))])
+@pytest.mark.parametrize("name, stops", [("toy", (120, 400)), ("image", (50, 120)), ("toy_baoab", (120, 400)),
+                                         ("image_clmc", (50, 120))])
 def test_stop_and_resume_is_identical(cases, tmp_path, capsys, name, stops):
     case = cases(name)
     ckpt = case.e.chain.ckpt_every

@@ -44,6 +44,8 @@ from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import done_record
 from ..runs.models import load_model
 from ..sampling.chains import ChainState, init_chains
+from ..sampling import clmc
+from ..sampling.clmc import CLMC
 from ..sampling.integrators import ChainDiverged
 from ..sampling.loop import walk_jump
 
@@ -130,8 +132,13 @@ class ChainJob(submitit.helpers.Checkpointable):
         (out / "FAILED.json").unlink(missing_ok=True)
         self._remove_temporaries(out)
         gens = [seeding.generator(c.seed, "chain", i, device=device) for i in range(c.n_chains)]
+        check_every = 1 if device.type == "cpu" else 100
+        score_fn, jump_fn, walked_M = scheme.score, scheme.jump, e.model.M
+        if c.sampler == "clmc":  # the walk moves y_1 alone; each jump draws y_2..y_M (sampling/clmc.py)
+            sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, gens, check_every)
+            score_fn, jump_fn, walked_M = sampler.score, sampler.jump, 1
         if state is None:
-            y, v = init_chains(c.n_chains, e.model.M, e.image_shape, e.model.sigma, gens, init=c.init, device=device)
+            y, v = init_chains(c.n_chains, walked_M, e.image_shape, e.model.sigma, gens, init=c.init, device=device)
             step, n_shards, prev, wall = 0, 0, None, 0.0
         else:
             y, v = ChainState.from_dict(state["chain"]).restore(gens, device)
@@ -164,9 +171,9 @@ class ChainJob(submitit.helpers.Checkpointable):
                 old.unlink(missing_ok=True)
             last_ckpt_time = time.perf_counter()
 
-        chain = walk_jump(scheme.score, scheme.jump, y, v, walk=e.walk, steps=c.steps, jump_every=c.jump_every,
+        chain = walk_jump(score_fn, jump_fn, y, v, walk=e.walk, steps=c.steps, jump_every=c.jump_every,
                           burn_in=c.burn_in, generator=gens, start_step=step, stop_every=c.ckpt_every,
-                          check_every=1 if device.type == "cpu" else 100, autograd=e.model.scheme != "mdae",
+                          check_every=check_every, autograd=e.model.scheme != "mdae",
                           energy_fn=getattr(scheme, "energy_and_score", None))
         counted = (0, 0)  # a Metropolis-adjusted walk's (accepted, proposed) at the previous jump
         try:
@@ -319,6 +326,20 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
     return {n: np.concatenate(v) for n, v in parts.items() if v}
 
 
+def evals_per_jump(e: Experiment) -> int:
+    """Score evaluations one jump costs beyond the walk's one per step: the plain jump x_hat(y) one; a CLMC jump
+    its inner walks (sampling.clmc.CLMC.evals_per_jump)."""
+    c = e.chain
+    if c.sampler != "clmc":
+        return 1
+    return clmc.evals_per_jump(e.model.M, c.clmc_inner_steps)
+
+
+def score_evals(e: Experiment, n_jumps: int) -> int:
+    """Score evaluations of one chain: a walk step each, plus the jumps' (what samplers are compared at)."""
+    return e.chain.steps + n_jumps * evals_per_jump(e)
+
+
 def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool) -> dict:
     """Chain-level diagnostics from the shards: stability (drift of per-jump statistics), mixing, classes."""
     from ..evaluation.metrics import class_histogram, class_switch_rate, integrated_autocorr_time
@@ -341,6 +362,7 @@ def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool)
         "iat_jump_mean": float(integrated_autocorr_time(mean0)) if len(mean0) > 10 and np.ptp(mean0) > 0 else None,
         "finite": True,
     }
+    summary["score_evals"] = score_evals(e, summary["n_jumps"])
     if "accept" in d:
         summary["accept_rate"] = float(d["accept"].mean())
     if labelled and "label" in d:

@@ -122,6 +122,13 @@ class Experiment:
         return Walk(self.delta, c.gamma, c.u, c.scheme)
 
     @property
+    def inner_walk(self) -> Walk:
+        """The CLMC sampler's inner walks (chain.sampler = clmc): delta = chain.clmc_inner_delta_over_sigma * sigma,
+        friction chain.clmc_inner_gamma, the chain's u and integrator."""
+        c = self.chain
+        return Walk(c.clmc_inner_delta_over_sigma * self.model.sigma, c.clmc_inner_gamma, c.u, c.scheme)
+
+    @property
     def n_samples(self) -> int:
         return self.chain.n_chains * max(0, (self.chain.steps - self.chain.burn_in) // self.chain.jump_every)
 

@@ -225,6 +225,13 @@ class Walker:
         self.check_every = check_every
         self._carry: tuple[Tensor, object] | None = None  # (a copy of the y returned, the carry for it)
 
+    def carry_for(self, y: Tensor) -> Tensor | None:
+        """The score the walk carries for y (BAOAB: the score at the y it last returned), or None."""
+        saved = self._carry
+        if saved is None or saved[0].shape != y.shape or not torch.equal(saved[0], y):
+            return None
+        return saved[1] if isinstance(saved[1], Tensor) else None
+
     def run(self, y: Tensor, v: Tensor, steps: int, start_step: int = 0) -> tuple[Tensor, Tensor]:
         """`steps` steps from (y, v); returns the new (y, v) (inputs are not modified). Raises ChainDiverged with the
         absolute step number start_step + k at which y first turned non-finite. The check runs on the device every

@@ -1,0 +1,92 @@
+"""The chain of log-concave Markov chains (CLMC; Saremi, Park & Bach, ICLR 2024, arXiv 2305.19473), docs/method.md §7.
+
+Beyond the paper. The M measurements are sampled one at a time instead of jointly:
+
+  y_1 ~ p(y_1)                       the density smoothed at sigma: very smooth, fast mixing (the outer walk)
+  y_m ~ p(y_m | y_1, ..., y_{m-1})   m = 2..M: log-concave once the posterior of x given the earlier measurements is
+                                     narrower than sigma, so a short walk samples it (the inner walks)
+  x_hat = x_hat(ybar_M; sigma/sqrt(M))  the jump, as sharp as the M-measurement walk-jump's
+
+The score of the m-th conditional (docs/method.md Eq. 27) needs a denoiser at the level s_m = sigma/sqrt(m) of the
+mean ybar_m of the first m measurements:
+
+  grad_{y_m} log p(y_m | y_1..y_{m-1}) = (x_hat(ybar_m; sigma/sqrt(m)) - y_m) / sigma^2.
+
+As one long chain (docs/method.md §7.1): the outer walk moves y_1 with the walk-jump loop (sampling.loop.walk_jump);
+every jump draws y_2..y_M afresh by inner walks, jumps from ybar_M and discards them, and the outer chain goes on.
+Each inner walk starts at y_m = x_hat(ybar_{m-1}) + sigma eps with v ~ N(0, I/u). Every random number comes from
+the chain's generator(s), so a chain stopped and resumed at a yielded step is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from .integrators import Generators, Tensor, Walk, Walker, randn_like
+
+Denoise = Callable[[Tensor, int], Tensor]  # (ybar (N, *S), level m) -> x_hat(ybar; sigma/sqrt(m)) (N, *S)
+
+
+def evals_per_jump(M: int, inner_steps: int) -> int:
+    """Score (denoiser) evaluations of one CLMC jump: x_hat(y_1), then per level m = 2..M the K inner steps and one
+    more: a walk that carries its score (BAOAB) spends it on its start and hands x_hat(ybar_m) = y_m + sigma^2
+    score_m over at the end; the others spend it on x_hat(ybar_m) at the end."""
+    return 1 + (M - 1) * (inner_steps + 1)
+
+
+class CLMC:
+    """The CLMC sampler's two halves for the walk-jump loop: `score` (the outer walk on y_1, shaped (N, 1, *S)) and
+    `jump` (the inner walks on y_2..y_M, then x_hat(ybar_M)).
+
+    `denoise(ybar, m)` is x_hat(ybar; sigma/sqrt(m)) (core.schemes.YbarLevels.denoise, or an exact denoiser);
+    `inner` the inner walks' settings, `inner_steps` K their length. `trace`, when a list, receives per jump and
+    level the inner walk's jump estimate x_hat(ybar_m) after every inner step (diagnostics; K evaluations more).
+    """
+
+    def __init__(self, denoise: Denoise, sigma: float, M: int, inner: Walk, inner_steps: int, generator: Generators,
+                 check_every: int = 1, trace: list | None = None):
+        if M < 2:
+            raise ValueError(f"CLMC needs M >= 2 measurements, got M = {M}")
+        if inner_steps < 1:
+            raise ValueError(f"CLMC needs inner_steps >= 1, got {inner_steps}")
+        self.denoise, self.sigma, self.M = denoise, float(sigma), int(M)
+        self.inner, self.inner_steps, self.generator = inner, int(inner_steps), generator
+        self.check_every, self.trace = check_every, trace
+
+    @property
+    def evals_per_jump(self) -> int:
+        return evals_per_jump(self.M, self.inner_steps)
+
+    def score(self, y: Tensor) -> Tensor:
+        """The outer walk's score on y = y_1 (N, 1, *S): (x_hat(y_1; sigma) - y_1) / sigma^2 (Eq. 27 at m = 1)."""
+        return (self.denoise(y[:, 0], 1).unsqueeze(1) - y) / self.sigma**2
+
+    def jump(self, y: Tensor) -> Tensor:
+        """One CLMC sample from the outer state y = y_1 (N, 1, *S): y_2..y_M by inner walks, x_hat(ybar_M) (N, *S)."""
+        sigma, gen = self.sigma, self.generator
+        total = y[:, 0].clone()  # y_1 + ... + y_{m-1}
+        x_hat = self.denoise(total, 1)
+        for m in range(2, self.M + 1):
+            prefix = total.clone()
+
+            def score_m(y_m: Tensor, prefix: Tensor = prefix, m: int = m) -> Tensor:
+                return (self.denoise((prefix + y_m[:, 0]) / m, m).unsqueeze(1) - y_m) / sigma**2  # Eq. 27
+
+            y_m = (x_hat + sigma * randn_like(x_hat, gen)).unsqueeze(1)
+            v = randn_like(y_m, gen) / math.sqrt(self.inner.u)
+            walker = Walker(score_m, self.inner, gen, self.check_every)
+            if self.trace is not None:
+                levels = []
+                for _ in range(self.inner_steps):
+                    y_m, v = walker.run(y_m, v, 1)
+                    levels.append(self.denoise((prefix + y_m[:, 0]) / m, m))
+                self.trace.append((m, levels))
+            else:
+                y_m, v = walker.run(y_m, v, self.inner_steps)
+            g = walker.carry_for(y_m)
+            if g is None:
+                g = score_m(y_m)
+            x_hat = (y_m + sigma**2 * g)[:, 0]  # x_hat(ybar_m; sigma/sqrt(m)) = y_m + sigma^2 score_m
+            total += y_m[:, 0]
+        return x_hat

@@ -1,0 +1,96 @@
+"""The chain of log-concave Markov chains (sampling/clmc.py, docs/method.md §7) against closed forms, and the
+noise-conditional denoiser it needs (core/schemes.py YbarLevels)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from replication.core.nets import build_net
+from replication.core.schemes import YbarLevels
+from replication.errors import UsageError
+from replication.runs.experiments import resolve
+from replication.sampling.clmc import CLMC
+from replication.sampling.integrators import Walk
+
+MU, TAU, SIGMA = 0.3, 1.0, 1.0  # prior x ~ N(MU, TAU^2 I)
+
+
+def gaussian_denoise(ybar: torch.Tensor, m: int) -> torch.Tensor:
+    """The exact x_hat(ybar; sigma/sqrt(m)) of the Gaussian prior: MU + TAU^2/(TAU^2 + s^2) (ybar - MU)."""
+    s2 = SIGMA**2 / m
+    return MU + TAU**2 / (TAU**2 + s2) * (ybar - MU)
+
+
+def clmc_jumps(M: int, inner_steps: int, n: int = 6000, d: int = 2, integrator: str = "baoab") -> torch.Tensor:
+    """Jumps of n independent CLMC samples whose y_1 is drawn exactly from p(y_1) = N(MU, (TAU^2 + SIGMA^2) I)."""
+    g = torch.Generator().manual_seed(0)
+    y1 = MU + math.sqrt(TAU**2 + SIGMA**2) * torch.randn(n, 1, d, generator=g)
+    sampler = CLMC(gaussian_denoise, SIGMA, M, Walk(0.5 * SIGMA, 2.0, 1.0, integrator), inner_steps, g)
+    with torch.inference_mode():
+        return sampler.jump(y1)
+
+
+@pytest.mark.parametrize("integrator", ["baoab", "aboba"])
+def test_clmc_jump_has_the_exact_law_of_x_hat_at_level_M(integrator):
+    """y_1..y_M drawn one at a time have the M-density's law, so x_hat(ybar_M) ~ N(MU, TAU^4 / (TAU^2 + SIGMA^2/M)).
+    With too short inner walks (K = 1) the draws start from x_hat(ybar_{m-1}) + sigma eps, which lacks the
+    posterior's spread: the jumps come out visibly too narrow (the check below can fail)."""
+    M = 8
+    exact_var = TAU**4 / (TAU**2 + SIGMA**2 / M)
+    x = clmc_jumps(M, inner_steps=30, integrator=integrator)
+    se_var = exact_var * math.sqrt(2 / x.numel())
+    assert abs(x.mean().item() - MU) < 4 * math.sqrt(exact_var / x.numel())
+    assert abs(x.var().item() - exact_var) < 4 * se_var, (x.var().item(), exact_var)
+    short = clmc_jumps(M, inner_steps=1, integrator=integrator)
+    assert exact_var - short.var().item() > 5 * se_var, (short.var().item(), exact_var)
+
+
+def test_clmc_counts_its_score_evaluations():
+    calls = []
+
+    def counting(ybar, m):
+        calls.append(m)
+        return gaussian_denoise(ybar, m)
+
+    g = torch.Generator().manual_seed(1)
+    for integrator in ("baoab", "aboba"):
+        calls.clear()
+        sampler = CLMC(counting, SIGMA, 4, Walk(0.5, 2.0, 1.0, integrator), 3, g)
+        with torch.inference_mode():
+            sampler.jump(torch.randn(5, 1, 2, generator=g))
+        assert len(calls) == sampler.evals_per_jump == 1 + 3 * (3 + 1)
+        assert sorted(set(calls)) == [1, 2, 3, 4]
+
+
+def test_ybar_levels_denoiser_trains_every_level_and_serves_the_walk_at_level_M():
+    torch.manual_seed(0)
+    scheme = YbarLevels(build_net("small_unet", 1, 1, width=8, noise_conditional=True), sigma=1.0, M=4, sigmoid=True)
+    x = torch.rand(8, 1, 6, 6)
+    y = scheme.mnm.measure(x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # the loss: example i at level m = 1 + (i mod M), on the mean of its first m measurements
+        by_hand = torch.stack([((x[i] - scheme.denoise(y[i : i + 1, : i % 4 + 1].mean(1), i % 4 + 1)[0]) ** 2).sum()
+                               for i in range(8)]).mean()
+        torch.testing.assert_close(scheme.loss(x, y=y), by_hand)
+        # as a walk-jump model: the ybar MDAE at level M, score (x_hat(ybar_M) - y) / sigma^2
+        x_hat = scheme.denoise(y.mean(1), 4)
+        torch.testing.assert_close(scheme.jump(y), x_hat)
+        torch.testing.assert_close(scheme.score(y), (x_hat.unsqueeze(1) - y) / 1.0)
+        # the level reaches the net: the same input at another level gives another output
+        assert (scheme.denoise(y.mean(1), 1) - x_hat).abs().max() > 1e-4
+        # levels as a tensor (training) and as an int (sampling) agree
+        torch.testing.assert_close(scheme.denoise(y.mean(1), torch.full((8,), 4)), x_hat)
+
+
+def test_clmc_settings_are_checked():
+    with pytest.raises(UsageError, match="model.parametrization=ybar-levels"):
+        resolve("fashion-mnist", "smoke", {"chain.sampler": "clmc"})
+    with pytest.raises(UsageError, match="unknown chain.sampler"):
+        resolve("fashion-mnist-clmc", "smoke", {"chain.sampler": "gibbs"})
+    with pytest.raises(UsageError, match="clmc_inner_steps"):
+        resolve("fashion-mnist-clmc", "smoke", {"chain.clmc_inner_steps": "0"})
+    with pytest.raises(ValueError, match="M >= 2"):
+        CLMC(gaussian_denoise, 1.0, 1, Walk(0.5), 3, torch.Generator())
