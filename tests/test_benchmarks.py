@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import common, cost_model, walk_step
+from benchmarks import clmc_cost, common, cost_model, walk_step
 from benchmarks.cases import Case
 from replication.sampling.chains import init_chains
 from replication.sampling.integrators import INTEGRATORS, Walk, Walker, walk
@@ -119,3 +119,14 @@ def test_walk_variants_are_timed_against_the_plain_walk_on_the_same_net():
     assert got == {"baoab": "walk_aboba", "cheng": "walk_aboba", "ghmc_mem": "walk_aboba_mem",
                    "lean": "fwd_inference_mode"}
     assert all(r["ratio_median"] > 0 for r in rows)
+
+
+def test_clmc_cost_counts_evaluations_per_sample(tmp_path):
+    """The CLMC benchmark times both samplers of the registry's table on one net and counts their evaluations: a
+    walk-jump sample is jump_every steps + 1 jump; a CLMC sample jump_every outer steps + 1 + (M - 1)(K + 1)."""
+    rows = clmc_cost.main(["--profile", "smoke", "--quick", "--samples", "1", "--out", str(tmp_path)])
+    by = {r["variant"]: r for r in rows}
+    assert by["walk_jump"]["evals_per_sample"] == 10 + 1
+    assert by["clmc"]["evals_per_sample"] == 10 + 1 + 15 * (4 + 1)
+    df = pd.read_csv(tmp_path / "clmc_cost.csv")
+    assert list(df["variant"]) == ["walk_jump", "clmc"] and df["ratio_median"].notna().tolist() == [False, True]

@@ -1,4 +1,4 @@
-"""The chain of log-concave Markov chains (sampling/clmc.py, docs/method.md §7) against closed forms, and the
+"""The chain of log-concave Markov chains (sampling/clmc.py, docs/method.md §6) against closed forms, and the
 noise-conditional denoiser it needs (core/schemes.py YbarLevels)."""
 
 from __future__ import annotations

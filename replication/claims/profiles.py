@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ..runs.experiments import ChainSpec, resolve
 from ..sampling.integrators import Walk
 
-SWEEPS = ("large_m", "smoothing", "stability", "integrators")
+SWEEPS = ("large_m", "smoothing", "stability", "integrators", "clmc")
 MIXTURE = "ring8"
 SCOPE = ("Beyond-paper measurement on a toy distribution (2-D Gaussian mixture `ring8`: 8 modes of std 0.2 on a "
          "ring of radius 2.5), with exact scores and metrics; these are not paper numbers.")
@@ -17,6 +17,8 @@ CLAIMS = {
     "smoothing": "Smoothing is key for good mixing [poster]",
     "stability": "Stable chains with 1 million steps on MNIST and CIFAR-10 [poster]; here 200k steps on a toy",
     "integrators": "The walk samples the M-density [poster: walk-jump sampling]; here its discretisation bias on mode weights",
+    "clmc": "Beyond the paper: the chain of log-concave Markov chains (Saremi, Park & Bach 2024) keeps one chain mixing at a "
+            "small sigma_eff, against the plain walk-jump at equal score evaluations",
 }
 NOTES = {
     "large_m": [
@@ -52,6 +54,14 @@ NOTES = {
         "light_share = mean over jumps and chains of the exact posterior weight of the 4 lightest modes (exact 10/36 = 0.278); "
         "light_share_se over independent chains; light_share_z = (light_share - exact) / se",
         "ghmc: generalized HMC with a Metropolis test, exact for every delta; v_var = mean v^2 / u (continuous dynamics: 1)",
+    ],
+    "clmc": [
+        "exact denoiser x_hat(ybar; sigma/sqrt(m)) at every level; both samplers jump to x_hat(ybar_M) at sigma_eff, so their "
+        "exact stationary laws agree; each chain spends the smoothing sweep's score evaluations (walk steps + jumps; a CLMC "
+        "jump costs 1 + (M - 1)(K + 1)); the walk is the toy experiment's (chain.*), the inner walks chain.clmc_inner_*",
+        "per chain, mean and standard error over chains: switches_per_1e4_evals = mode changes between consecutive jumps per "
+        "10^4 score evaluations; chain_mode_tv vs iid_mode_tv = the same for i.i.d. exact jumps of the same count; "
+        "energy_distance of all chains' jumps to exact jumps (n_eval)",
     ],
 }
 
@@ -105,6 +115,8 @@ class Profile:
     in_steps: int = 6000
     in_burn_in: int = 1000
     in_jump_every: int = 10
+    # clmc (the chain's sizes are the smoothing sweep's; the inner walks are chain.clmc_inner_*)
+    cl_max_M: int = 16
 
     def walk(self, sigma: float, gamma: float | None = None) -> Walk:
         """The walk at noise level sigma (delta = chain.delta_over_sigma * sigma), optionally at another friction."""

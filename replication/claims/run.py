@@ -21,7 +21,8 @@ from ..data.storage import atomic_write_bytes, atomic_write_json
 from ..runs.folders import REPO_ROOT
 from ..runs.provenance import provenance
 from .chains import ring_prior
-from .figures import figure_integrators, figure_large_m, figure_smoothing, figure_stability
+from .clmc import sweep_clmc
+from .figures import figure_clmc, figure_integrators, figure_large_m, figure_smoothing, figure_stability
 from .integrators import sweep_integrators
 from .profiles import CLAIMS, FULL, MIXTURE, NOTES, QUICK, SCOPE, SWEEPS, Profile, toy_chain
 from .sweeps import sweep_large_m, sweep_smoothing, sweep_stability
@@ -70,7 +71,7 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     prov = provenance()  # at the start: the code this process imported (the working tree may change meanwhile)
     t0, c0 = time.perf_counter(), time.process_time()
     fn = {"large_m": sweep_large_m, "smoothing": sweep_smoothing, "stability": sweep_stability,
-          "integrators": sweep_integrators}[sweep]
+          "integrators": sweep_integrators, "clmc": sweep_clmc}[sweep]
     rows, extra = fn(p, prior)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     name = f"claims_toy_{sweep}{p.suffix}"
@@ -89,7 +90,8 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     if sweep == "stability":
         figure = lambda df, path: figure_stability(traces, p.st_jump_every, path)  # noqa: E731
     else:
-        figure = {"large_m": figure_large_m, "smoothing": figure_smoothing, "integrators": figure_integrators}[sweep]
+        figure = {"large_m": figure_large_m, "smoothing": figure_smoothing, "integrators": figure_integrators,
+                  "clmc": figure_clmc}[sweep]
     split = (lambda r: "" if r.get("jump_mse") is not None else "_samples") if sweep == "large_m" else None  # noqa: E731
     paths = write_outputs(out, name, rows, record, figure, split)
     return {"sweep": sweep, "wall_s": wall, "cpu_s": cpu, "rows": rows, "paths": paths}

@@ -211,7 +211,7 @@ class SmallUNet(nn.Module):
     2x2 ceil-mode max-pooling down, bilinear resizing to the skip's size up. At width 32 on 28x28 with
     16 channels: about 0.34M parameters and 45 MFLOP per forward (batch 1).
 
-    `noise_conditional=True` (the CLMC denoiser, docs/method.md §7.2): forward(x, log_s) also takes the log noise
+    `noise_conditional=True` (the CLMC denoiser, docs/method.md §6.2): forward(x, log_s) also takes the log noise
     level of each input; 8 sine/cosine features of log_s pass an MLP (16 -> 2w -> 2w) whose output every ResBlock
     maps to a per-channel shift. About 20k parameters more at width 32.
 

@@ -110,7 +110,7 @@ class MDAE(_Scheme):
 
 class YbarLevels(MDAE):
     """One noise-conditional denoiser of the mean at every level of the chain of log-concave Markov chains
-    (CLMC; Saremi, Park & Bach 2024; docs/method.md §7.2): x_hat(ybar_m; s_m) with s_m = sigma/sqrt(m), m = 1..M,
+    (CLMC; Saremi, Park & Bach 2024; docs/method.md §6.2): x_hat(ybar_m; s_m) with s_m = sigma/sqrt(m), m = 1..M,
     where ybar_m is the mean of the first m measurements. The net sees ybar_m / sqrt(data_std^2 + s_m^2) (Eq. 13 at
     level m) and log s_m. As a walk-jump model it is the ybar MDAE at level M (x_hat_m(y) = x_hat(ybar_M; s_M)).
 

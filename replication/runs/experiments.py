@@ -38,7 +38,7 @@ class ModelSpec:
     data_std: float = 0.225  # input scale s = sqrt(data_std^2 + sigma^2) [C]
     parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, docs/method.md §1.4)
     #                                 | "ybar-levels" (beyond paper: one noise-conditional denoiser of ybar_m at every
-    #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §7.2)
+    #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §6.2)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ChainSpec:
     ckpt_every: int = 10_000
     save_float: bool = False
     # The sampler (beyond the paper): "walk_jump" (the paper's) or "clmc", the chain of log-concave Markov chains
-    # (Saremi, Park & Bach 2024; docs/method.md §7): the walk above moves y_1 alone (sigma-smoothed), and each jump
+    # (Saremi, Park & Bach 2024; docs/method.md §6): the walk above moves y_1 alone (sigma-smoothed), and each jump
     # draws y_2..y_M one at a time by `clmc_inner_steps` steps of the same integrator at delta = clmc_inner_delta_over_sigma
     # * sigma and friction clmc_inner_gamma on each log-concave conditional, then jumps from ybar_M (ybar-levels models).
     sampler: str = "walk_jump"

@@ -1,4 +1,4 @@
-"""The chain of log-concave Markov chains (CLMC; Saremi, Park & Bach, ICLR 2024, arXiv 2305.19473), docs/method.md §7.
+"""The chain of log-concave Markov chains (CLMC; Saremi, Park & Bach, ICLR 2024, arXiv 2305.19473), docs/method.md §6.
 
 Beyond the paper. The M measurements are sampled one at a time instead of jointly:
 
@@ -12,7 +12,7 @@ mean ybar_m of the first m measurements:
 
   grad_{y_m} log p(y_m | y_1..y_{m-1}) = (x_hat(ybar_m; sigma/sqrt(m)) - y_m) / sigma^2.
 
-As one long chain (docs/method.md §7.1): the outer walk moves y_1 with the walk-jump loop (sampling.loop.walk_jump);
+As one long chain (docs/method.md §6.1): the outer walk moves y_1 with the walk-jump loop (sampling.loop.walk_jump);
 every jump draws y_2..y_M afresh by inner walks, jumps from ybar_M and discards them, and the outer chain goes on.
 Each inner walk starts at y_m = x_hat(ybar_{m-1}) + sigma eps with v ~ N(0, I/u). Every random number comes from
 the chain's generator(s), so a chain stopped and resumed at a yielded step is bit-identical to an uninterrupted one.
