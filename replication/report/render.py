@@ -27,6 +27,7 @@ from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
                       sample_lines)
+from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_table
 from .drift import drift_table
 from .figures import link as _link
 from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
@@ -42,6 +43,7 @@ TABLE_TITLES = {
     "fashion-mnist-levers": "Fashion-MNIST levers (beyond the paper)",
     "fashion-mnist-M": "Fashion-MNIST, jump quality against M (beyond the paper)",
     "fashion-mnist-sigma": "Fashion-MNIST, mixing against sigma (beyond the paper)",
+    "fashion-mnist-clmc": "Fashion-MNIST, a chain of log-concave Markov chains (beyond the paper)",
 }
 CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
 SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}
@@ -174,8 +176,21 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
             "", to_markdown(df)] + drift_lines
 
 
+def _clmc_lines(records: list[dict]) -> list[str]:
+    """The CLMC sampler beside the plain walk-jump (report/clmc.py), with its caption; [] without a row."""
+    df = clmc_table(records)
+    if not len(df):
+        return []
+    return ["One long chain each, scored alike (docs/statistics.md): the CLMC chains of this table (docs/method.md §6: "
+            "the walk moves y_1 at σ, every jump draws y_2..y_M by K-step inner walks and jumps from ȳ_M) beside the "
+            "recipe's plain walk-jump chains at σ_eff = 0.5 and 0.25 (BAOAB, δ = σ/4, at least "
+            f"{PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' evaluations (a CLMC jump costs "
+            "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ score evaluations, the cost-fair "
+            "mixing rate; `ref.` = the row's model's one-step jumps from noised test images.", "", to_markdown(df)]
+
+
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
-                   aliases: dict[str, str], walk: list[str] = ()) -> list[str]:
+                   aliases: dict[str, str], walk: list[str] = (), side: list[str] = ()) -> list[str]:
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
@@ -189,6 +204,7 @@ def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: 
     cal = calibration_notes(records, table)
     notes = [f"Calibration points (at the runs' n): {'; '.join(cal)}."] * bool(cal) + not_computed_notes(records, table) + notes
     parts = (("Notes", [f"- {n}" for n in notes]), ("The walk's bias", list(walk)),
+             ("Side by side at equal score evaluations", list(side)),
              ("What the paper reports", _paper_lines(table)), ("Not run, and why", _not_run_lines(table, records)),
              ("Samples", _sample_lines(records, results_dir, out_dir, aliases)))
     for title, body in parts:
@@ -269,7 +285,8 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
         lines += _table_section(t, by_table[t], results_dir, out_dir,
                                 _summary_figures(t, by_table[t], results_dir, figures), aliases,
-                                _walk_lines(records, results_dir) if t == WALK_DATASET else [])
+                                _walk_lines(records, results_dir) if t == WALK_DATASET else [],
+                                _clmc_lines(records) if t == CLMC_TABLE else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
     if other:

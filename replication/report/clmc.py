@@ -1,0 +1,52 @@
+"""The CLMC table of REPORT.md (beyond the paper, docs/method.md §6): one long CLMC chain beside the plain walk-jump
+at sigma_eff = 0.25 and 0.5, per score evaluation.
+
+Rows: every chain of `--table fashion-mnist-clmc`, and the cpu recipe's plain walk-jump chains of the Fashion-MNIST
+tables with the same walk (BAOAB at delta = sigma/4) and at least PLAIN_MIN_JUMPS jumps with chain statistics. Score
+evaluations come from the record's config (pipeline.chain.score_evals: a walk step each, plus the jumps')."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..pipeline.chain import score_evals
+from ..runs import experiments
+from .headline import WALK_DATASET, WALK_GROUP, _fd, dedup, stats_parts
+from .tables import chain_statistics, config_hash, count
+
+CLMC_TABLE = "fashion-mnist-clmc"
+PLAIN_MIN_JUMPS = 5000  # the plain chains shown beside CLMC: long ones only (the quickstart's seeds are elsewhere)
+COLUMNS = ["sampler", "model (σ, M, param.)", "jump σ_eff", "run", "walk steps", "score evals", "jumps",
+           "S", "S / 10⁵ evals", f"{WALK_GROUP} ± MCSE (ESS); ref.", "FD (1,000 thinned)", "verdict"]
+
+
+def _chain(r: dict) -> dict:
+    return (r.get("config") or {}).get("chain") or {}
+
+
+def clmc_records(records: list[dict]) -> list[dict]:
+    """The table's own chains, then the recipe's comparable plain chains of the other Fashion-MNIST tables."""
+    own = [r for r in dedup([r for r in records if r["table"] == CLMC_TABLE])[0] if chain_statistics(r)]
+    plain = [r for r in dedup([r for r in records if r["table"] != CLMC_TABLE and r["table"].startswith(WALK_DATASET)])[0]
+             if _chain(r).get("scheme") == "baoab" and _chain(r).get("delta_over_sigma") == 0.25
+             and ((r.get("chain") or {}).get("n_jumps") or 0) >= PLAIN_MIN_JUMPS and chain_statistics(r)]
+    return own + sorted(plain, key=lambda r: ((r.get("config") or {}).get("model") or {}).get("M", 0))
+
+
+def clmc_table(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in clmc_records(records):
+        e = experiments.from_dict(r["config"])
+        n_jumps = (r.get("chain") or {}).get("n_jumps") or 0
+        evals = score_evals(e, n_jumps)
+        parts = stats_parts(chain_statistics(r), WALK_GROUP)
+        s = (chain_statistics(r) or {}).get("switches") or {}
+        sampler = ("CLMC, K = " + str(e.chain.clmc_inner_steps) if e.chain.sampler == "clmc" else "walk-jump")
+        rows.append(dict(zip(COLUMNS, [
+            sampler, f"{e.model.sigma:g}, {e.model.M}, {e.model.parametrization}",
+            f"{e.model.sigma / math.sqrt(e.model.M):.3g}", config_hash(r), count(e.chain.steps), count(evals),
+            count(n_jumps), parts["S"], f"{s['value'] / evals * 1e5:.1f}" if s.get("value") is not None else "",
+            f"{parts['share']}; {parts['ref']}" if parts["share"] else "", _fd(r), parts["verdict"]])))
+    return pd.DataFrame(rows, columns=COLUMNS)
