@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from replication.core.nets import build_net
-from replication.core.schemes import YbarLevels
+from replication.core.schemes import MDAE, YbarLevels
 from replication.errors import UsageError
 from replication.runs.experiments import resolve
 from replication.sampling.clmc import CLMC
@@ -94,3 +94,20 @@ def test_clmc_settings_are_checked():
         resolve("fashion-mnist-clmc", "smoke", {"chain.clmc_inner_steps": "0"})
     with pytest.raises(ValueError, match="M >= 2"):
         CLMC(gaussian_denoise, 1.0, 1, Walk(0.5), 3, torch.Generator())
+
+
+def test_warm_start_from_a_paper_mdae_gives_its_output_at_every_level():
+    """train.init_from: before training, the ybar-levels net is the source MDAE fed ybar in every slot (the mean of
+    its M output maps before the sigmoid) at every level; a source at another sigma is refused."""
+    torch.manual_seed(0)
+    M = 4
+    source = MDAE(build_net("small_unet", M, M, width=8), sigma=1.0, M=M, sigmoid=True).eval()
+    target = YbarLevels(build_net("small_unet", 1, 1, width=8, noise_conditional=True), sigma=1.0, M=M, sigmoid=True)
+    target.warm_start(source)
+    ybar = torch.rand(3, 1, 10, 10) + 0.3 * torch.randn(3, 1, 10, 10)
+    with torch.no_grad():
+        expected = torch.sigmoid(source.net(ybar.repeat(1, M, 1, 1) / source.s).mean(1, keepdim=True))
+        for m in (1, 2, M):
+            torch.testing.assert_close(target.denoise(ybar, m), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="sigma = 1"):
+        target.warm_start(MDAE(build_net("small_unet", M, M, width=8), sigma=0.5, M=M, sigmoid=True))

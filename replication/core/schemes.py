@@ -111,8 +111,9 @@ class MDAE(_Scheme):
 class YbarLevels(MDAE):
     """One noise-conditional denoiser of the mean at every level of the chain of log-concave Markov chains
     (CLMC; Saremi, Park & Bach 2024; docs/method.md §6.2): x_hat(ybar_m; s_m) with s_m = sigma/sqrt(m), m = 1..M,
-    where ybar_m is the mean of the first m measurements. The net sees ybar_m / sqrt(data_std^2 + s_m^2) (Eq. 13 at
-    level m) and log s_m. As a walk-jump model it is the ybar MDAE at level M (x_hat_m(y) = x_hat(ybar_M; s_M)).
+    where ybar_m is the mean of the first m measurements. The net sees ybar_m / s with the paper's input scale at sigma,
+    s = sqrt(data_std^2 + sigma^2) (Eq. 13), at every level, and log s_m. As a walk-jump model it is the ybar MDAE at
+    level M (x_hat_m(y) = x_hat(ybar_M; s_M)). `warm_start` starts it from a trained paper-parametrization MDAE.
 
     Training (Eq. 26): the batch's measurements y give every ybar_m at once (cumulative means); example i is trained
     at level m = 1 + (i mod M), so each batch holds every level equally often, and the loss is
@@ -122,7 +123,7 @@ class YbarLevels(MDAE):
     def __init__(self, net: nn.Module, sigma: float, M: int, sigmoid: bool = False, data_std: float = 0.225):
         super().__init__(net, sigma, M, sigmoid, data_std, parametrization="ybar")
         self.parametrization = "ybar-levels"
-        self.data_std = float(data_std)
+        self.s = math.sqrt(data_std**2 + self.sigma**2)  # Eq. 13 at sigma, every level
 
     def level_sigma(self, m: int | Tensor) -> Tensor | float:
         """s_m = sigma / sqrt(m): the noise of the mean of m measurements."""
@@ -132,9 +133,34 @@ class YbarLevels(MDAE):
         """x_hat(ybar; sigma/sqrt(m)) for ybar (N, *S) at level m (an int, or one per row): (N, *S)."""
         s = self.level_sigma(m)
         s = s.to(ybar.device) if isinstance(s, Tensor) else torch.full((ybar.shape[0],), s, device=ybar.device)
-        scale = (self.data_std**2 + s**2).sqrt().view(-1, *([1] * (ybar.dim() - 1))).to(ybar.dtype)
-        out = self.net(ybar / scale, s.log()).to(ybar.dtype)
+        out = self.net(ybar / self.s, s.log()).to(ybar.dtype)
         return torch.sigmoid(out) if self.sigmoid else out
+
+    @torch.no_grad()
+    def warm_start(self, mdae: MDAE) -> None:
+        """Start from a trained MDAE of the paper's parametrization with the same SmallUNet width and sigma: its net
+        fed ybar in every measurement slot, the mean of its M output maps taken before the sigmoid. Folded into this net: conv_in sums the
+        source's weights over the measurement slots (each sees ybar / s), conv_out averages its M output maps, every
+        other weight is copied, and the noise-level shifts start at zero, so before training x_hat(ybar; s_m) is the
+        source's output at every level (docs/method.md §6.2)."""
+        if mdae.parametrization != "mdae" or mdae.sigma != self.sigma or mdae.sigmoid != self.sigmoid:
+            raise ValueError(f"warm start needs a paper-parametrization MDAE at sigma = {self.sigma:g} with sigmoid = "
+                             f"{self.sigmoid} (got {mdae.parametrization}, sigma = {mdae.sigma:g}, sigmoid = {mdae.sigmoid})")
+        source, target = mdae.net.state_dict(), self.net.state_dict()
+        C, M = target["conv_in.weight"].shape[1], mdae.M
+        for name, w in source.items():
+            if name == "conv_in.weight":
+                w = w.view(w.shape[0], M, C, *w.shape[2:]).sum(1)
+            elif name.startswith("conv_out."):
+                w = w.view(M, C, *w.shape[1:]).mean(0)
+            if name not in target or target[name].shape != w.shape:
+                raise ValueError(f"warm start: the source net does not match this one at {name!r} "
+                                 f"({tuple(w.shape)} vs {tuple(target[name].shape) if name in target else 'absent'})")
+            target[name] = w
+        for name in target:
+            if ".emb." in name:
+                target[name] = torch.zeros_like(target[name])
+        self.net.load_state_dict(target)
 
     def nu(self, y: Tensor) -> Tensor:
         return self.denoise(y.mean(1), self.M).unsqueeze(1).expand_as(y)

@@ -84,7 +84,7 @@ class TrainStage(Stage):
     name = "train"
 
     def __call__(self, stop_after: int | None = None) -> dict:
-        from ..runs.model_store import adopt, find_committed
+        from ..runs.model_store import adopt, committed_model, find_committed
         from ..runs.models import build_model, save_model
         from ..train.training import TrainConfig, train
 
@@ -106,6 +106,8 @@ class TrainStage(Stage):
         torch.manual_seed(e.train.seed)  # initial weights
         scheme = build_model(e.model, e.image_shape).to(self.device)
         t = e.train
+        if t.init_from:
+            scheme.warm_start(committed_model(t.init_from, e.image_shape))
         cfg = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed, hflip=t.hflip,
                           ema_decay=t.ema_decay, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                           precision=t.precision, ckpt_every=t.ckpt_every)

@@ -22,6 +22,7 @@ from ..data.storage import atomic_write_json, read_json
 from ..errors import UsageError
 from .experiments import Experiment
 from .folders import REPO_ROOT
+from .models import load_model
 
 MODELS = REPO_ROOT / "results" / "models"
 
@@ -34,6 +35,16 @@ MAX_BYTES = 10 * 2**20  # a committed model stays small (issue 11: at most 10 MB
 
 def committed_name(e: Experiment, key: str) -> str:
     return f"{e.dataset.replace(':', '-')}-{e.profile}-{key[:8]}"
+
+
+def committed_model(name: str, data_shape: tuple[int, ...]):
+    """The committed model `results/models/<name>.pt` (its EMA weights when it has them), to start a training from
+    (train.init_from)."""
+    path = models_dir() / f"{name}.pt"
+    if not path.is_file():
+        known = sorted(p.stem for p in models_dir().glob("*.pt") if not p.stem.startswith("classifier"))
+        raise UsageError(f"train.init_from={name!r}: no committed model {path}; committed: {', '.join(known) or 'none'}")
+    return load_model(path, data_shape, use_ema=True)
 
 
 def find_committed(e: Experiment, key: str) -> Path | None:
