@@ -12,7 +12,7 @@ from replication.core.nets import build_net
 from replication.core.schemes import MDAE, YbarLevels
 from replication.errors import UsageError
 from replication.runs.experiments import resolve
-from replication.sampling.clmc import CLMC
+from replication.sampling.clmc import CLMC, settling_steps
 from replication.sampling.integrators import Walk
 
 MU, TAU, SIGMA = 0.3, 1.0, 1.0  # prior x ~ N(MU, TAU^2 I)
@@ -111,3 +111,14 @@ def test_warm_start_from_a_paper_mdae_gives_its_output_at_every_level():
             torch.testing.assert_close(target.denoise(ybar, m), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="sigma = 1"):
         target.warm_start(MDAE(build_net("small_unet", M, M, width=8), sigma=0.5, M=M, sigmoid=True))
+
+
+def test_settling_step_of_a_trace_with_a_known_transient():
+    """r = 0.5 for the first 3 inner steps, then 1 (+ noise of SE 0.01): settles at step 4; a flat trace at step 1."""
+    g = torch.Generator().manual_seed(0)
+    r = 1 + 0.2 * torch.randn(12, 400, generator=g)
+    r[:3] = 0.5
+    flat = 1 + 0.2 * torch.randn(12, 400, generator=g)
+    st = settling_steps([(2, r[:, :200]), (2, r[:, 200:]), (3, flat)])
+    assert st[2]["settle_step"] == 4 and st[2]["chains"] == 400 and abs(st[2]["r_first"] - 0.5) < 1e-6
+    assert abs(st[2]["r_inf"] - 1) < 0.02 and st[3]["settle_step"] <= 2

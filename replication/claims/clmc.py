@@ -7,7 +7,9 @@ number of score evaluations as the smoothing sweep's chains (sm_steps walk steps
 the plain walk-jump on the joint M-density, and CLMC (its outer walk on y_1 at sigma, inner walks on y_2..y_M). Both
 jump to x_hat(ybar_M) at sigma_eff, so their exact stationary laws are the same; what differs is mixing and bias.
 Rows: mode switches per 10^4 score evaluations, the per-chain mode-weight TV against i.i.d. exact jumps of the same
-count, and the energy distance of the pooled jumps to exact jumps.
+count, and the energy distance of the pooled jumps to exact jumps. Where it stops working, per (sigma, M) and level m
+(rows with `level`, table `_inner`): the inner walk's statistic r = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) over
+cl_inner_trace_steps inner steps from exact y_1 draws, and the step at which it settles (sampling.clmc.settling_steps).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..core import seeding
 from ..core.mnm import GaussianMixture
 from ..evaluation.metrics import class_switch_rate, energy_distance
 from ..sampling.chains import init_chains
-from ..sampling.clmc import CLMC, evals_per_jump
+from ..sampling.clmc import CLMC, evals_per_jump, settling_steps
 from ..sampling.integrators import Walk
 from .chains import ExactMDensity, chain_generators, labels_of, mean_se, run_chains, sample_stats
 from .profiles import Profile
@@ -95,4 +97,22 @@ def sweep_clmc(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]:
                          "inner_steps": c.clmc_inner_steps if sampler == "clmc" else None,
                          "score_evals_per_chain": evals, "chains": p.sm_chains, "diverged_at": res["diverged_at"],
                          **_rows_of(res["jumps"], prior, evals, exact, tv_iid), "wall_s": round(wall, 2)})
+        rows += inner_rows(p, prior, sigma, M, se)
     return rows, {"configs": clmc_configs(p)}
+
+
+def inner_rows(p: Profile, prior: GaussianMixture, sigma: float, M: int, se: float) -> list[dict]:
+    """Per level m, how many inner steps the conditional walk needs: CLMC jumps with cl_inner_trace_steps inner steps
+    from cl_inner_chains exact draws of y_1, traced (sampling.clmc.settling_steps)."""
+    c = p.chain
+    g = seeding.generator("claims", p.seed, "clmc", "inner", sigma, M)
+    x, _ = prior.sample(p.cl_inner_chains, g)
+    y1 = (x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)).unsqueeze(1)
+    trace: list = []
+    inner = Walk(c.clmc_inner_delta_over_sigma * sigma, c.clmc_inner_gamma, c.u, c.scheme)
+    CLMC(lambda ybar, m: prior.x_hat_bar(ybar, sigma / math.sqrt(m)), sigma, M, inner, p.cl_inner_trace_steps, g,
+         trace=trace).jump(y1)
+    return [{"claim": "one chain mixing with sharp jumps (CLMC)", "sampler": "clmc inner walk", "sigma": sigma, "M": M,
+             "sigma_eff": se, "level": m, "level_sigma": sigma / math.sqrt(m), "chains": st["chains"],
+             "inner_steps_traced": st["steps"], "r_first_step": st["r_first"], "r_settled": st["r_inf"],
+             "settle_step": st["settle_step"]} for m, st in settling_steps(trace).items()]

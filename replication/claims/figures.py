@@ -122,6 +122,7 @@ def figure_clmc(df, path: Path) -> None:
     """Mode switches per 10^4 score evaluations and the per-chain mode-weight TV (+- 2 SE), walk-jump vs CLMC, per
     (sigma_eff, sigma, M); the i.i.d. TV of the same jump count as a tick."""
     plt = _plt()
+    df = df[df["sampler"].isin(["walk-jump", "clmc"])]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     labels = [f"se={r.sigma_eff:g}\nsigma={r.sigma:g} M={r.M}" for r in df[df.sampler == "clmc"].itertuples()]
     x = np.arange(len(labels))

@@ -62,6 +62,10 @@ NOTES = {
         "per chain, mean and standard error over chains: switches_per_1e4_evals = mode changes between consecutive jumps per "
         "10^4 score evaluations; chain_mode_tv vs iid_mode_tv = the same for i.i.d. exact jumps of the same count; "
         "energy_distance of all chains' jumps to exact jumps (n_eval)",
+        "_inner: per level m, r = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) of the inner walk after its first step and settled "
+        "(mean over the second half of cl_inner_trace_steps steps, cl_inner_chains chains from exact y_1); settle_step = "
+        "the first inner step from which the mean stays within 3 SE of the settled value: K = chain.clmc_inner_steps "
+        "below it leaves the conditional unconverged",
     ],
 }
 
@@ -117,6 +121,8 @@ class Profile:
     in_jump_every: int = 10
     # clmc (the chain's sizes are the smoothing sweep's; the inner walks are chain.clmc_inner_*)
     cl_max_M: int = 16
+    cl_inner_chains: int = 400  # the inner-walk trace: chains (one batch), steps per level
+    cl_inner_trace_steps: int = 16
 
     def walk(self, sigma: float, gamma: float | None = None) -> Walk:
         """The walk at noise level sigma (delta = chain.delta_over_sigma * sigma), optionally at another friction."""
@@ -135,6 +141,6 @@ class Profile:
 FULL = Profile("full")
 QUICK = Profile("quick", Ms=(1, 4, 16), mc_n=20_000, n_eval=200, train_steps=30, hidden=16, parametrizations=("mdae",),
                 lm_chains=4, lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0),
-                sm_chains=8, sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False,
+                sm_chains=8, sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False, cl_inner_chains=50,
                 st_steps=1500, st_learned=True, in_deltas=(0.5, 1.5), in_chains=8, in_steps=600, in_burn_in=100)
 PROFILES = {"full": FULL, "quick": QUICK}

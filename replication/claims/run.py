@@ -92,7 +92,8 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     else:
         figure = {"large_m": figure_large_m, "smoothing": figure_smoothing, "integrators": figure_integrators,
                   "clmc": figure_clmc}[sweep]
-    split = (lambda r: "" if r.get("jump_mse") is not None else "_samples") if sweep == "large_m" else None  # noqa: E731
+    split = ((lambda r: "" if r.get("jump_mse") is not None else "_samples") if sweep == "large_m"  # noqa: E731
+             else (lambda r: "_inner" if r.get("level") is not None else "") if sweep == "clmc" else None)  # noqa: E731
     paths = write_outputs(out, name, rows, record, figure, split)
     return {"sweep": sweep, "wall_s": wall, "cpu_s": cpu, "rows": rows, "paths": paths}
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import torch
+
 from .integrators import Generators, Tensor, Walk, Walker, randn_like
 
 Denoise = Callable[[Tensor, int], Tensor]  # (ybar (N, *S), level m) -> x_hat(ybar; sigma/sqrt(m)) (N, *S)
@@ -41,7 +43,8 @@ class CLMC:
 
     `denoise(ybar, m)` is x_hat(ybar; sigma/sqrt(m)) (core.schemes.YbarLevels.denoise, or an exact denoiser);
     `inner` the inner walks' settings, `inner_steps` K their length. `trace`, when a list, receives per jump and
-    level the inner walk's jump estimate x_hat(ybar_m) after every inner step (diagnostics; K evaluations more).
+    level (m, r) with r (K, N) = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) after each inner step, per chain
+    (diagnostics, `settling_steps`; K evaluations more per level).
     """
 
     def __init__(self, denoise: Denoise, sigma: float, M: int, inner: Walk, inner_steps: int, generator: Generators,
@@ -77,11 +80,12 @@ class CLMC:
             v = randn_like(y_m, gen) / math.sqrt(self.inner.u)
             walker = Walker(score_m, self.inner, gen, self.check_every)
             if self.trace is not None:
-                levels = []
+                r = []
                 for _ in range(self.inner_steps):
                     y_m, v = walker.run(y_m, v, 1)
-                    levels.append(self.denoise((prefix + y_m[:, 0]) / m, m))
-                self.trace.append((m, levels))
+                    err = y_m[:, 0] - self.denoise((prefix + y_m[:, 0]) / m, m)
+                    r.append(err.flatten(1).pow(2).mean(1) / sigma**2)
+                self.trace.append((m, torch.stack(r)))
             else:
                 y_m, v = walker.run(y_m, v, self.inner_steps)
             g = walker.carry_for(y_m)
@@ -90,3 +94,27 @@ class CLMC:
             x_hat = (y_m + sigma**2 * g)[:, 0]  # x_hat(ybar_m; sigma/sqrt(m)) = y_m + sigma^2 score_m
             total += y_m[:, 0]
         return x_hat
+
+
+def settling_steps(trace: list[tuple[int, Tensor]]) -> dict[int, dict]:
+    """Per level m, when the inner walk's statistic r = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) settles (a `trace` of
+    CLMC jumps with long inner walks): r_inf = its mean over chains and the second half of the steps; the settling
+    step = the first inner step k from which the mean over chains stays within 3 standard errors (over chains) of
+    r_inf. Returns {m: {"r_first", "r_inf", "settle_step", "steps", "chains"}}."""
+    by_level: dict[int, list[Tensor]] = {}
+    for m, r in trace:
+        by_level.setdefault(m, []).append(r)
+    out = {}
+    for m, rs in sorted(by_level.items()):
+        r = torch.cat(rs, dim=1).double()  # (K, chains)
+        K, n = r.shape
+        mean, se = r.mean(1), r.std(1) / math.sqrt(n)
+        r_inf = r[K // 2 :].mean().item()
+        ok = (mean - r_inf).abs() <= 3 * se
+        settle = K
+        for k in range(K - 1, -1, -1):
+            if not ok[k]:
+                break
+            settle = k
+        out[m] = {"r_first": mean[0].item(), "r_inf": r_inf, "settle_step": settle + 1, "steps": K, "chains": n}
+    return out
