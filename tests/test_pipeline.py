@@ -63,6 +63,23 @@ def test_fashion_mnist_smoke_inline(tmp_path, capsys):
     assert (tmp_path / record["figures"]["grid"].removeprefix("results/")).exists()
 
 
+@needs_fashion
+def test_clmc_table_smoke_inline(tmp_path):
+    """The fashion-mnist-clmc table end to end (its CLMC row, without the classifier metrics): the CLMC chain counts its
+    score evaluations; the score stage records the ybar-levels model's jump quality at every level and the inner
+    walks' settling per level."""
+    assert replicate(tmp_path, "--table", "fashion-mnist-clmc", "--profile", "smoke", "--only", "fmnist-clmc-M16",
+                     "--set", "score.classifier=false") == 0
+    e = resolve("fashion-mnist-clmc", "smoke", {"score.classifier": "false"})[0]
+    r = json.loads((tmp_path / "records" / f"{e.run_name}.json").read_text())
+    assert r["chain"]["score_evals"] == e.chain.steps + r["chain"]["n_jumps"] * (1 + 15 * (4 + 1))
+    names = {m["metric"]: m["value"] for m in r["metrics"]}
+    assert [k for k in names if k.startswith("denoise_mse[m=")] == [f"denoise_mse[m={m}]" for m in (1, 2, 4, 8, 16)]
+    assert names["denoise_mse[m=16]"] == names["denoise_mse"]  # level M is the model's walk-jump jump
+    settle = [v for k, v in names.items() if k.startswith("clmc_inner_settle_step")]
+    assert len(settle) == 15 and all(1 <= v <= 16 for v in settle)
+
+
 @pytest.mark.slow
 def test_toy_smoke_through_submitit_local_executor_equals_inline(tmp_path):
     assert replicate(tmp_path / "local", "--table", "toy", "--profile", "smoke", "--launcher", "local") == 0

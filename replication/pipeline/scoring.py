@@ -14,6 +14,8 @@ Toy data: exact metrics against the known mixture: mode-weight total variation, 
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
+from ..sampling.clmc import CLMC, settling_steps
 from .chain import read_shards
 from .score_common import metric as _metric
 from .score_common import one_step_jumps
@@ -95,6 +98,10 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
                                      n_chains=shards["label"].shape[1])
     if e.score.denoise:
         metrics += _denoise_metrics(e, results, jumps)
+        if e.model.parametrization == "ybar-levels":
+            metrics += _level_metrics(jumps)
+    if e.chain.sampler == "clmc" and jumps is not None:
+        metrics += _inner_walk_metrics(e, jumps)
 
     figures = {"samples": _rel(_save_samples(thinned, results / "samples" / f"{e.run_name}.npz"), results)}
     grid = _figure_path(results, e, "grid")
@@ -254,6 +261,47 @@ def _denoise_metrics(e: Experiment, results: Path, jumps: tuple) -> list[dict]:
         model, _ = load_classifier(classifier_path(e, results))
         out.append(_metric("denoise_FD_classifier", frechet_distance_features(features(model, x_hat.cpu()), features(model, x.cpu())),
                            n=n, reference="the clean images"))
+    return out
+
+
+def _levels(M: int) -> list[int]:
+    """The levels m of a ybar-levels model that the report shows: 1, 2, 4, ... and M."""
+    return sorted({2**i for i in range(int(math.log2(M)) + 1)} | {M})
+
+
+def _level_metrics(jumps: tuple) -> list[dict]:
+    """A ybar-levels model's one-step jump quality at each level m (docs/method.md §6.2): E|x - x_hat(ybar_m)|^2 on the
+    same noised test images, ybar_m the mean of their first m measurements; beside the fixed-M models of the M table."""
+    x, y, _, scheme = jumps
+    out = []
+    with torch.inference_mode():
+        for m in _levels(scheme.M):
+            x_hat = torch.cat([scheme.denoise(y[i : i + 100, :m].mean(1), m) for i in range(0, len(x), 100)])
+            out.append(_metric(f"denoise_mse[m={m}]", ((x_hat - x) ** 2).flatten(1).sum(1).mean().item(), n=len(x),
+                               reference=f"{len(x)} noisy test images, level sigma/sqrt(m) = {scheme.sigma / math.sqrt(m):.3g}"))
+    return out
+
+
+INNER_TRACE = (100, 16)  # the CLMC inner-walk trace of the score stage: chains (noised test images), steps per level
+
+
+def _inner_walk_metrics(e: Experiment, jumps: tuple) -> list[dict]:
+    """Where CLMC stops working (docs/method.md §6.1): CLMC jumps from y_1 = noised test images (exact draws of p(y_1))
+    with INNER_TRACE[1] inner steps per level, traced (sampling.clmc.settling_steps): per level m the step at which the
+    inner walk's r = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) settles, and r after the first step and settled."""
+    n, steps = INNER_TRACE
+    _, y, _, scheme = jumps
+    trace: list = []
+    sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, steps,
+                   torch.Generator(device=y.device).manual_seed(0), trace=trace)
+    with torch.inference_mode():
+        sampler.jump(y[:n, :1])
+    ref = f"{n} noised test images as y_1, {steps} inner steps per level (K = {e.chain.clmc_inner_steps} in the chain)"
+    out = []
+    for m, st in settling_steps(trace).items():
+        out += [_metric(f"clmc_inner_settle_step[m={m}]", st["settle_step"], n=n, reference=ref),
+                _metric(f"clmc_inner_r[m={m}, first step]", st["r_first"], n=n, reference=ref),
+                _metric(f"clmc_inner_r[m={m}, settled]", st["r_inf"], n=n, reference=ref)]
     return out
 
 
