@@ -28,7 +28,7 @@ from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="replicate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", help=f"one of: {', '.join(experiments.TABLES)}")
+    p.add_argument("--table", help=f"one of: {', '.join(experiments.tables())}")
     p.add_argument("--profile", default="quick", choices=experiments.PROFILES,
                    help="paper (GPU, exact settings) | cpu (CPU, about an hour) | quick (CPU, minutes) | smoke (seconds); "
                         "default quick")
@@ -81,7 +81,7 @@ def _overrides(items: list[str]) -> dict[str, str]:
 
 def select(args: argparse.Namespace) -> list[experiments.Experiment]:
     if not args.table:
-        raise UsageError(f"--table is required; known tables: {', '.join(experiments.TABLES)}")
+        raise UsageError(f"--table is required; known tables: {', '.join(experiments.tables())}")
     exps = experiments.resolve(args.table, args.profile, _overrides(args.overrides))
     if args.only:
         wanted = set(args.only.split(","))

@@ -171,8 +171,8 @@ def test_scoreboard_verdicts_come_from_the_records():
 
 def _with_chain_statistics(state: np.ndarray, reference_share: float, run: str) -> dict:
     """The recorded 1M-step chain with synthetic chain statistics (footwear = 1, clothing = 0) from the producer."""
+    from replication.data.registry import CLASS_GROUPS
     from replication.evaluation import chain_stats
-    from replication.evaluation.classifier import CLASS_GROUPS
     from replication.pipeline.statistics import chain_metrics
     from replication.runs.experiments import from_dict
 

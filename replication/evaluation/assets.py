@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import registry
 from ..data.storage import atomic_write_json, read_json, sha256_file
 from ..errors import ReplicationError
 
@@ -67,11 +68,13 @@ def ref_stats_name(dataset: str, mode: str, split: str, res: int) -> str:
     return f"{dataset}_{mode}_{split}_{res}.npz".lower()
 
 
-def _cifar10_train_stats(mode: str) -> Asset:
-    """clean-fid's reference statistics of the CIFAR-10 training split at 32x32, in one of its modes."""
-    name = ref_stats_name("cifar10", mode, "train", 32)
+def _train_stats(dataset: registry.Dataset, mode: str) -> Asset:
+    """clean-fid's reference statistics of a dataset's training split (its registry entry's `fid_stats` at `fid_res`,
+    e.g. CIFAR-10 at 32x32), in one of its modes."""
+    name = ref_stats_name(dataset.fid_stats, mode, "train", dataset.fid_res)
     return Asset(name=name, relpath=f"refs/{name}", url=_STATS_URL + name, kind="ref-stats", sha256=None,
-                 source=f"cleanfid/features.py: get_reference_statistics('cifar10', 32, mode='{mode}', split='train')",
+                 source=f"cleanfid/features.py: get_reference_statistics('{dataset.fid_stats}', {dataset.fid_res}, "
+                        f"mode='{mode}', split='train')",
                  mode=mode)
 
 
@@ -87,7 +90,8 @@ ASSETS: dict[str, Asset] = {
             source="cleanfid/downloads_helper.py: inception_url (used by InceptionV3W, modes clean "
             "and legacy_tensorflow); a TorchScript translation of TF's inception-2015-12-05.tgz",
         ),
-        *(_cifar10_train_stats(mode) for mode in ("legacy_tensorflow", "clean")),
+        *(_train_stats(d, mode) for d in registry.datasets().values() if d.fid_stats
+          for mode in ("legacy_tensorflow", "clean")),
     )
 }
 

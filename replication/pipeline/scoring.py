@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import registry
 from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
@@ -112,7 +113,7 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
 
 def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, figures: dict) -> dict:
     """Class shares and mean pixel in 20 windows along the chain (evaluation/traces.py): metastability at a glance."""
-    from ..evaluation.classifier import CLASS_NAMES
+    from ..data.registry import CLASS_NAMES
     from ..evaluation.traces import trace_figure, window_stats
 
     stats = window_stats(shards["label"][:, 0], shards["mean"][:, 0])
@@ -127,11 +128,13 @@ def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, 
 
 
 def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:
-    """clean-fid's staged CIFAR-10 statistics, or statistics the suite computes from the training data."""
+    """clean-fid's staged statistics of the dataset (its registry entry's `fid_stats`, e.g. CIFAR-10's), or statistics
+    the suite computes from the training data."""
     from ..evaluation import assets, fid
 
-    if e.dataset == "cifar10":
-        name = assets.ref_stats_name("cifar10", mode, e.score.fid_split, 32)
+    entry = registry.get(e.dataset)
+    if entry.fid_stats:
+        name = assets.ref_stats_name(entry.fid_stats, mode, e.score.fid_split, entry.fid_res)
         assets.require_assets([name])
         return assets.asset_path(name)
     assets.require_assets(["inception-2015-12-05.pt"])

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.registry import CLASS_GROUPS
 from ..evaluation import chain_stats as cs
-from ..evaluation.classifier import CLASS_GROUPS
 from ..runs.experiments import Experiment
 from .score_common import ONE_STEP_N, one_step_jumps
 from .score_common import metric as _metric

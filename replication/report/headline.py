@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.registry import CLASS_GROUPS, CLASS_NAMES
 from ..evaluation import chain_stats
-from ..evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
 from ..runs import experiments, paper
 from ..runs.folders import stage_key
 from ..sampling.integrators import INTEGRATORS
@@ -291,7 +291,7 @@ def walk_records(records: list[dict]) -> list[dict]:
     jumps with chain statistics of the other tables of that dataset; one per config hash."""
     def keep(r: dict) -> bool:
         n = (r.get("chain") or {}).get("n_jumps") or 0
-        return (r["table"] in experiments.TABLES and dataset(r) == WALK_DATASET and n > 0
+        return (r["table"] in experiments.tables() and dataset(r) == WALK_DATASET and n > 0
                 and (r["table"] == WALK_DATASET or (n >= WALK_MIN_JUMPS and chain_statistics(r) is not None)))
     return dedup([r for r in records if keep(r)])[0]
 

@@ -21,6 +21,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 
+from ..data import registry
 from ..errors import UsageError
 from ..sampling.integrators import INTEGRATORS, Walk
 
@@ -83,7 +84,7 @@ class ScoreSpec:
 class Experiment:
     id: str
     table: str
-    dataset: str  # data.DATASETS or "toy:<mixture name>"
+    dataset: str  # a registered dataset (data/registry.py) or "toy:<mixture name>"
     model: ModelSpec
     train: TrainSpec
     chain: ChainSpec
@@ -95,7 +96,7 @@ class Experiment:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        return DATA_SHAPES[self.dataset.split(":")[0]]
+        return registry.get(self.dataset).shape
 
     @property
     def delta(self) -> float:
@@ -141,9 +142,6 @@ class Experiment:
 
 
 _ADDED_LATER = (("train", "precision", "fp32"),)
-
-DATA_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-               "ffhq256": (3, 256, 256), "toy": (2,)}
 
 _PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [docs/deviations.md §2.1, U?]",
                         "whether delta and gamma were re-tuned for the 1M-step run [docs/deviations.md §2.1, U?]")
@@ -273,20 +271,41 @@ def _lever_experiments() -> list[Experiment]:
     return out
 
 
+def _dataset_experiments() -> list[Experiment]:
+    """One experiment per registered dataset that declares its own table (data/registry.py `Dataset.table`): the
+    table is named after the dataset, its settings are the spec defaults with the entry's values."""
+    out = []
+    for d in registry.datasets().values():
+        if d.table is None or d.name in TABLES:
+            continue
+        spec = {s: dict(d.table.get(s, {})) for s in ("model", "train", "chain", "score")}
+        spec["score"] = {k: tuple(v) if k == "fid_modes" else v for k, v in spec["score"].items()}
+        model = ModelSpec(**spec["model"])
+        out.append(Experiment(f"{d.name}-{model.scheme}-{model.sigma:g}x{model.M}", d.name, d.name, model,
+                              TrainSpec(**spec["train"]), ChainSpec(**spec["chain"]), ScoreSpec(**spec["score"]),
+                              notes=d.notes))
+    return out
+
+
 TABLES = ("mnist", "cifar10", "ffhq256", "toy", "fashion-mnist", "fashion-mnist-levers", "fashion-mnist-M",
           "fashion-mnist-sigma")
 CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma")  # designed for --profile quick
 
 
+def tables() -> tuple[str, ...]:
+    """Every table: TABLES, then the tables the registered datasets declare themselves (`_dataset_experiments`)."""
+    return TABLES + tuple(e.table for e in _dataset_experiments())
+
+
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:
     """The experiments of `table` under `profile`, with `section.key=value` overrides applied and validated."""
-    if table not in TABLES:
-        raise UsageError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
+    if table not in tables():
+        raise UsageError(f"unknown table {table!r}; known tables: {', '.join(tables())}")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
-           if e.table == table]
+           + _dataset_experiments() if e.table == table]
     for e in out:
         validate(e)
     return out
