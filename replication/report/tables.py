@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 from tabulate import DataRow, TableFormat, tabulate
 
-from ..data import registry
-from ..data.registry import CLASS_GROUPS, CLASS_NAMES
+from ..data.registry import CLASS_GROUPS, CLASS_NAMES, gpu_data
 from ..data.storage import atomic_write_bytes
 from ..evaluation import chain_stats
 from ..runs import experiments, paper
@@ -312,7 +311,7 @@ def not_run_reason(e: experiments.Experiment) -> str:
     """Why an experiment has no result, and the command that produces one."""
     if not e.implemented:
         return "not implemented yet" + (f" ({e.notes})" if e.notes else "")
-    data = registry.gpu_data(e.table)
+    data = gpu_data(e.table)
     if e.table in experiments.CPU_TABLES:
         return f"run `python replicate.py --table {e.table} --profile quick` (CPU)"
     if data is None:
@@ -335,7 +334,7 @@ def missing_paper_reason(number: paper.PaperNumber, registry: dict) -> str:
         return f"reference row, no matching experiment ({number.source})"
     if not e.implemented:
         return f"not run: {not_run_reason(e)}"
-    return "not run: needs a GPU cluster (paper profile)" if registry.gpu_data(e.table) else "not run (paper profile)"
+    return "not run: needs a GPU cluster (paper profile)" if gpu_data(e.table) else "not run (paper profile)"
 
 
 def results_table(records: pd.DataFrame | list[dict], table: str) -> pd.DataFrame:
