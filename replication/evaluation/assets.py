@@ -18,7 +18,7 @@ download (trust on first use, `"provenance": "trust-on-first-use"`) and every la
 against it. To pin a hash, fill in `Asset.sha256` from a download you trust.
 
 The assets folder is `--assets DIR`, else `$REPLICATION_ASSETS`, else `assets/` in the repository
-root.
+root. Stage them with `python replicate.py --stage-assets`, check them with `python replicate.py --verify-assets`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import sys
 import urllib.request
 import zipfile
 from collections.abc import Iterable
@@ -324,30 +323,3 @@ def _clean_fid_version() -> str:
         return metadata.version("clean-fid")
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m replication.assets [--assets DIR] [--verify]`: stage (default) or verify."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--assets", default=None, help="assets folder (default: $REPLICATION_ASSETS or assets/)"
-    )
-    p.add_argument("--verify", action="store_true", help="only check sha256 of what is staged")
-    args = p.parse_args(argv)
-    if args.verify:
-        report = verify_assets(args.assets)
-        for name, status in report.items():
-            print(f"{name}: {status}")
-        return 0 if all(s == "ok" for s in report.values()) else 1
-    try:
-        stage_assets(args.assets)
-    except AssetDownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
