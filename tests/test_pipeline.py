@@ -105,6 +105,7 @@ def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     (["--table", "toy", "--seeds", "0"], "--seeds must be >= 1"),
     (["--table", "toy", "--set", "chain.scheme=leapfrog"], "unknown walk integrator"),
     (["--table", "toy", "--set", "chain.scheme=ghmc"], "needs an energy"),
+    (["--table", "cifar10", "--set", "score.classifier=true"], "needs 28x28 grayscale images"),
     (["--table", "cifar10", "--profile", "smoke", "--data-root", "EMPTY"], "replicate.py --download cifar10"),
     # the drift measurement and the claims study: the same parser and --set checker
     (["--drift", "--table", "toy", "--set", "chain.gamma"], "--set needs SECTION.KEY=VALUE"),

@@ -97,6 +97,18 @@ def download(dataset: str, root: str | os.PathLike | None = None) -> None:
     entry.download(Path(root) if root is not None else default_root())
 
 
+def torchvision_split(class_name: str, dataset: str, title: str, root: Path | None, split: str):
+    """A split of the torchvision dataset `class_name` (e.g. "MNIST") that is in `root` already (download=False);
+    DatasetMissing, naming the fix, when it is not."""
+    from torchvision import datasets  # Heavy import, only when needed.
+
+    root = root or default_root()
+    try:
+        return getattr(datasets, class_name)(str(root), train=split == "train", download=False)
+    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True ..."
+        raise DatasetMissing(f"{title} not found under {root}: {download_fix(dataset, root)}") from e
+
+
 def torchvision_download(class_name: str, root: Path) -> None:
     """Both splits of a torchvision dataset (e.g. "MNIST") into `root`."""
     from torchvision import datasets

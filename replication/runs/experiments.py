@@ -361,6 +361,9 @@ def validate(e: Experiment) -> None:
                          f"{m.scheme} does not have: set --set model.scheme=mem or another chain.scheme (aboba, baoab)")
     if c.burn_in < 0 or c.burn_in >= c.steps:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
+    if e.score.classifier and e.image_shape != (1, 28, 28):
+        raise UsageError(f"{e.id}: score.classifier needs 28x28 grayscale images (the suite's classifier); {e.dataset} "
+                         f"has shape {e.image_shape}: set --set score.classifier=false")
 
 
 def from_dict(d: dict) -> Experiment:

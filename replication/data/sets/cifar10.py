@@ -6,18 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ..datasets import DatasetMissing, default_root, download_fix, torchvision_download
+from ..datasets import torchvision_download, torchvision_split
 from ..registry import Dataset
 
 
 def load(root: Path | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import CIFAR10
-
-    root = root or default_root()
-    try:
-        ds = CIFAR10(str(root), train=split == "train", download=False)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. ..."
-        raise DatasetMissing(f"CIFAR-10 not found under {root}: {download_fix('cifar10', root)}") from e
+    ds = torchvision_split("CIFAR10", "cifar10", "CIFAR-10", root, split)
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return images, torch.tensor(ds.targets, dtype=torch.int64)
 

@@ -6,18 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ..datasets import DatasetMissing, default_root, download_fix, torchvision_download
+from ..datasets import torchvision_download, torchvision_split
 from ..registry import Dataset
 
 
 def load(root: Path | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST  # Heavy import, only when needed.
-
-    root = root or default_root()
-    try:
-        ds = MNIST(str(root), train=split == "train", download=False)
-    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True ..."
-        raise DatasetMissing(f"MNIST not found under {root}: {download_fix('mnist', root)}") from e
+    ds = torchvision_split("MNIST", "mnist", "MNIST", root, split)
     return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
 
 
