@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..data import registry
 from ..data.storage import atomic_write_bytes
+from ..evaluation.traces import N_WINDOWS
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
@@ -261,7 +262,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "footwear↔clothing switches (≥: on the 1,000 committed thinned jumps, a lower bound; their shares too); "
         "`verdict` = rule 2, largest split-R̂; `paper` = the paper's number, "
         "beside the reproduced one. Samples: a grid of jumps spread over the chain, its last 20 consecutive jumps "
-        "and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 windows along the "
+        f"and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in {N_WINDOWS} windows along the "
         f"chain; shown here for one run per profile of a table, its longest chain of at least "
         f"{FEATURED_MIN_STEPS:,} walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); every other run's samples are in the "
         "appendix, under its table.", ""]
