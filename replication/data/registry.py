@@ -63,14 +63,16 @@ _extra: list[dict[str, Dataset]] = []  # temporary() entries, innermost last
 def _discover() -> dict[str, Dataset]:
     """Every `DATASET` of the modules of replication/data/sets/, in module-name order (imported once)."""
     if not _registry:
+        found: dict[str, Dataset] = {}
         package = importlib.import_module(SETS_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             entry = getattr(importlib.import_module(f"{SETS_PACKAGE}.{info.name}"), "DATASET", None)
             if not isinstance(entry, Dataset):
                 raise TypeError(f"{SETS_PACKAGE}.{info.name} defines no DATASET = Dataset(...)")
-            if entry.name in _registry:
+            if entry.name in found:
                 raise ValueError(f"dataset {entry.name!r} is registered twice (second in {SETS_PACKAGE}.{info.name})")
-            _registry[entry.name] = entry
+            found[entry.name] = entry
+        _registry.update(found)  # all or nothing
     return _registry
 
 
