@@ -79,12 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "figures of its sweeps in --results; --set takes the walk's settings (chain.delta_over_sigma, "
                    "chain.gamma, chain.u, chain.scheme)")
     g.add_argument("--quick", action="store_true", help="--claims: seconds-sized run (outputs named *_quick)")
-    g.add_argument("--sweeps", default=",".join(SWEEPS), help=f"--claims: comma-separated subset of {', '.join(SWEEPS)}")
+    g.add_argument("--sweeps", help=f"--claims: comma-separated subset of {', '.join(SWEEPS)} (default all)")
     g.add_argument("--drift", action="store_true",
                    help="measure the walk's drift with the trained model of the table's experiment (--only: which; "
                         "default the first): K chains from noised test images; writes <results>/drift/<run>.json")
-    g.add_argument("--drift-chains", type=int, default=100, metavar="K", help="--drift: chains (default 100)")
-    g.add_argument("--drift-steps", type=int, default=2000, metavar="T", help="--drift: walk steps (default 2000)")
+    g.add_argument("--drift-chains", type=int, metavar="K", help="--drift: chains (default 100)")
+    g.add_argument("--drift-steps", type=int, metavar="T", help="--drift: walk steps (default 2000)")
     return p.parse_args(argv)
 
 
@@ -134,6 +134,10 @@ def print_status(exps, results: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results).absolute()
+    if not args.claims and (args.quick or args.sweeps):
+        raise UsageError("--quick and --sweeps go with --claims toy (a table's size is its --profile)")
+    if not args.drift and (args.drift_chains or args.drift_steps):
+        raise UsageError("--drift-chains and --drift-steps go with --drift")
     threads = args.threads or (1 if args.claims or args.drift else None)
     if threads:
         import torch
@@ -143,15 +147,15 @@ def run(args: argparse.Namespace) -> int:
     if args.claims:
         from .claims.run import run_study
 
-        sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()]
+        sweeps = [s.strip() for s in (args.sweeps or ",".join(SWEEPS)).split(",") if s.strip()]
         for line in run_study(args.claims, args.quick, sweeps, _overrides(args.overrides), Path(args.results)):
             print(line, flush=True)
         return 0
     if args.drift:
         from .pipeline.drift import record_drift
 
-        print("\n".join(record_drift(select(args)[0], Path(args.results), args.data_root, args.drift_chains,
-                                     args.drift_steps)))
+        print("\n".join(record_drift(select(args)[0], Path(args.results), args.data_root, args.drift_chains or 100,
+                                     args.drift_steps or 2000)))
         return 0
     if args.verify_assets:
         from .evaluation.assets import verify_assets

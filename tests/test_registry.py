@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from replication.cli import main
 from replication.data import registry
+from replication.errors import UsageError
 from replication.runs.experiments import resolve, tables
 from replication.runs.folders import STAGES, stage_status
 
@@ -53,3 +55,10 @@ def test_a_new_dataset_is_one_entry_and_runs_through_the_pipeline_and_the_report
     section = report.split("(`--table stripes`)")[1].split("\n## ")[0]
     assert "bar " in section  # the top class, named by the entry's class names
     assert "stripes" not in tables()  # the temporary entry is gone
+
+
+def test_a_dataset_table_with_an_unknown_setting_is_an_error_naming_the_dataset():
+    bad = registry.Dataset("bad", "Bad", (1, 28, 28), {"train": 1}, load_stripes, "nowhere",
+                           table={"model": {"depth": 3}})
+    with registry.temporary(bad), pytest.raises(UsageError, match=r"dataset bad: its table .*'depth'"):
+        tables()

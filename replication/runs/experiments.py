@@ -280,10 +280,14 @@ def _dataset_experiments() -> list[Experiment]:
             continue
         spec = {s: dict(d.table.get(s, {})) for s in ("model", "train", "chain", "score")}
         spec["score"] = {k: tuple(v) if k == "fid_modes" else v for k, v in spec["score"].items()}
-        model = ModelSpec(**spec["model"])
-        out.append(Experiment(f"{d.name}-{model.scheme}-{model.sigma:g}x{model.M}", d.name, d.name, model,
-                              TrainSpec(**spec["train"]), ChainSpec(**spec["chain"]), ScoreSpec(**spec["score"]),
-                              notes=d.notes))
+        try:
+            model = ModelSpec(**spec["model"])
+            out.append(Experiment(f"{d.name}-{model.scheme}-{model.sigma:g}x{model.M}", d.name, d.name, model,
+                                  TrainSpec(**spec["train"]), ChainSpec(**spec["chain"]), ScoreSpec(**spec["score"]),
+                                  notes=d.notes))
+        except TypeError as err:  # a setting the specs do not have
+            raise UsageError(f"dataset {d.name}: its table (Dataset.table) names a setting the specs do not have: "
+                             f"{err}") from None
     return out
 
 
