@@ -1,4 +1,5 @@
-"""`python replicate.py`: plan and run the stages a table needs, skipping what is done, resuming the rest.
+"""`python replicate.py`: plan and run the stages a table needs, skipping what is done, resuming the rest; and the
+suite's other programs, with the same options and the same --set checker.
 
 Examples:
   python replicate.py --table fashion-mnist --profile quick          # the CPU quickstart
@@ -6,6 +7,9 @@ Examples:
   python replicate.py --table cifar10 --profile paper --launcher slurm --cluster example-gpu
   python replicate.py --table cifar10 --status                       # what is done / running / failed
   python replicate.py --report                                       # REPORT.md from results/records
+  python replicate.py --claims toy --quick                           # the toy-claims study
+  python replicate.py --drift --table fashion-mnist --profile cpu    # the walk's drift from noised test images
+  python replicate.py --stage-assets | --verify-assets               # clean-fid's Inception weights and statistics
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from .claims.profiles import SWEEPS
+from .data import registry
 from .errors import ReplicationError, UsageError
 from .pipeline.chain import COMPILE_ENV
 from .pipeline.executors import LAUNCHERS
@@ -28,7 +34,7 @@ from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="replicate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", help=f"one of: {', '.join(experiments.TABLES)}")
+    p.add_argument("--table", help=f"one of: {', '.join(experiments.tables())}")
     p.add_argument("--profile", default="quick", choices=experiments.PROFILES,
                    help="paper (GPU, exact settings) | cpu (CPU, about an hour) | quick (CPU, minutes) | smoke (seconds); "
                         "default quick")
@@ -58,14 +64,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="regenerate results/tables and REPORT.md from results/records (first filling in the chain "
                         "statistics of records that lack them, from their committed thinned jumps)")
     p.add_argument("--stage-assets", action="store_true", help="download clean-fid's Inception weights and statistics (needs internet)")
+    p.add_argument("--verify-assets", action="store_true", help="check the sha256 of the staged assets; exit 1 if any fails")
     p.add_argument("--assets", default=None, help="assets folder (default assets/ or $REPLICATION_ASSETS)")
-    p.add_argument("--download", metavar="DATASET", help="download a dataset with torchvision (users' machines)")
+    p.add_argument("--download", metavar="DATASET",
+                   help=f"download a dataset (users' machines): one of {', '.join(registry.names())}")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the net for the chain's walk (about 0.8x the step time on CPU; same statistics, "
                         "not bit-identical to an eager chain)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; use 1 on a machine shared with other jobs)")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("the toy-claims study and the drift measurement (torch threads default to 1)")
+    g.add_argument("--claims", metavar="TARGET", help="run the toy-claims study (`--claims toy`): records, tables and "
+                   "figures of its sweeps in --results; --set takes the walk's settings (chain.delta_over_sigma, "
+                   "chain.gamma, chain.u, chain.scheme)")
+    g.add_argument("--quick", action="store_true", help="--claims: seconds-sized run (outputs named *_quick)")
+    g.add_argument("--sweeps", help=f"--claims: comma-separated subset of {', '.join(SWEEPS)} (default all)")
+    g.add_argument("--drift", action="store_true",
+                   help="measure the walk's drift with the trained model of the table's experiment (--only: which; "
+                        "default the first): K chains from noised test images; writes <results>/drift/<run>.json")
+    g.add_argument("--drift-chains", type=int, metavar="K", help="--drift: chains (default 100)")
+    g.add_argument("--drift-steps", type=int, metavar="T", help="--drift: walk steps (default 2000)")
     return p.parse_args(argv)
 
 
@@ -81,7 +100,7 @@ def _overrides(items: list[str]) -> dict[str, str]:
 
 def select(args: argparse.Namespace) -> list[experiments.Experiment]:
     if not args.table:
-        raise UsageError(f"--table is required; known tables: {', '.join(experiments.TABLES)}")
+        raise UsageError(f"--table is required; known tables: {', '.join(experiments.tables())}")
     exps = experiments.resolve(args.table, args.profile, _overrides(args.overrides))
     if args.only:
         wanted = set(args.only.split(","))
@@ -115,11 +134,36 @@ def print_status(exps, results: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results).absolute()
-    if args.threads:
+    if not args.claims and (args.quick or args.sweeps):
+        raise UsageError("--quick and --sweeps go with --claims toy (a table's size is its --profile)")
+    if not args.drift and (args.drift_chains or args.drift_steps):
+        raise UsageError("--drift-chains and --drift-steps go with --drift")
+    threads = args.threads or (1 if args.claims or args.drift else None)
+    if threads:
         import torch
 
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by local/submitit subprocesses
-        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by local/submitit subprocesses
+        torch.set_num_threads(threads)
+    if args.claims:
+        from .claims.run import run_study
+
+        sweeps = [s.strip() for s in (args.sweeps or ",".join(SWEEPS)).split(",") if s.strip()]
+        for line in run_study(args.claims, args.quick, sweeps, _overrides(args.overrides), Path(args.results)):
+            print(line, flush=True)
+        return 0
+    if args.drift:
+        from .pipeline.drift import record_drift
+
+        print("\n".join(record_drift(select(args)[0], Path(args.results), args.data_root, args.drift_chains or 100,
+                                     args.drift_steps or 2000)))
+        return 0
+    if args.verify_assets:
+        from .evaluation.assets import verify_assets
+
+        report = verify_assets(args.assets)
+        for name, status in report.items():
+            print(f"{name}: {status}")
+        return 0 if all(s == "ok" for s in report.values()) else 1
     if args.compile:
         os.environ[COMPILE_ENV] = "1"  # read by the chain stage, here or in local/submitit subprocesses
     if args.report:
@@ -253,6 +297,27 @@ def _report(results: Path) -> Path | None:
         return None
     return write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",
                         repo_root=REPO_ROOT)
+
+
+def _renamed(argv: list[str], names: dict[str, str]) -> list[str]:
+    """The arguments with the old programs' option names (`--out`, `--out=DIR`) replaced by replicate.py's."""
+    out = []
+    for a in argv:
+        flag, eq, value = a.partition("=")
+        out.append(names.get(flag, flag) + eq + value if a.startswith("--") else a)
+    return out
+
+
+def claims_alias(argv: list[str]) -> int:
+    """`python -m replication.claims toy [...]` (the old entry point): `replicate.py --claims toy [...]`."""
+    return main(["--claims", *_renamed(argv, {"--out": "--results"})])
+
+
+def drift_alias(argv: list[str]) -> int:
+    """`python -m replication.pipeline.drift [...]` (the old entry point, whose defaults were --table fashion-mnist
+    --profile cpu): `replicate.py --drift [...]`."""
+    names = {"--chains": "--drift-chains", "--steps": "--drift-steps"}
+    return main(["--drift", "--table", "fashion-mnist", "--profile", "cpu", *_renamed(argv, names)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from replication.data.registry import CLASS_GROUPS, CLASS_NAMES
 from replication.evaluation import chain_stats as cs
-from replication.evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
 
 GROUPS = CLASS_GROUPS["fashion-mnist"]
 FOOT, CLOTH, BAG = 7, 0, 8  # a class of each group: Sneaker, T-shirt/top, Bag

@@ -122,13 +122,14 @@ def test_integrator_rows(quick):
     assert all(r.get("accept_rate") is None for r in rows if r["integrator"] != "ghmc")
 
 
-def test_claims_walk_comes_from_the_registry_and_set(tmp_path):
-    """--set chain.* reaches the claims' walk and names the outputs, so the committed ones are not overwritten."""
-    from replication.claims.run import main
+def test_claims_walk_comes_from_the_registry_and_set(tmp_path, capsys):
+    """--set chain.* reaches the claims' walk and names the outputs, so the committed ones are not overwritten; the
+    old entry point (`python -m replication.claims toy ... --out DIR`) is an alias of `replicate.py --claims toy`."""
+    from replication.cli import claims_alias, main
 
     assert QUICK.walk(2.0).delta == 2.0 * QUICK.chain.delta_over_sigma == 1.0  # the toy experiment's sigma/2
-    assert main(["toy", "--quick", "--sweeps", "stability", "--set", "chain.scheme=baoab", "--out", str(tmp_path)]) == 0
+    assert claims_alias(["toy", "--quick", "--sweeps", "stability", "--set", "chain.scheme=baoab", "--out", str(tmp_path)]) == 0
     record = json.loads((tmp_path / "records" / "claims_toy_stability_quick_schemebaoab.json").read_text())
     assert record["config"]["walk"]["scheme"] == "baoab" and record["config"]["claims"]["chain"]["scheme"] == "baoab"
-    with pytest.raises(SystemExit):
-        main(["toy", "--quick", "--set", "model.M=3", "--out", str(tmp_path)])
+    assert main(["--claims", "toy", "--quick", "--set", "model.M=3", "--results", str(tmp_path)]) == 2
+    assert "the walk's settings only" in capsys.readouterr().err

@@ -13,10 +13,12 @@ from PIL import Image
 
 from replication.core.mnm import GaussianMixture
 from replication.data import datasets as D
+from replication.data import registry
+from replication.data.sets import fashion_mnist, ffhq256
 
 needs_fashion = pytest.mark.skipif(
-    not D.DEBIAN_FASHION_MNIST.is_dir(),
-    reason=f"{D.DEBIAN_FASHION_MNIST} absent (apt-get install dataset-fashion-mnist)",
+    not fashion_mnist.DEBIAN_FASHION_MNIST.is_dir(),
+    reason=f"{fashion_mnist.DEBIAN_FASHION_MNIST} absent (apt-get install dataset-fashion-mnist)",
 )
 
 
@@ -60,7 +62,7 @@ def test_fashion_mnist_torchvision_layout(tmp_path):
 
 
 def test_fashion_mnist_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     with pytest.raises(D.DatasetMissing, match="apt-get install dataset-fashion-mnist"):
         D.load_images("fashion-mnist", root=tmp_path)
 
@@ -82,7 +84,7 @@ def test_missing_names_the_fix(tmp_path, dataset, name):
     assert isinstance(info.value, FileNotFoundError) and "\n" not in msg
     assert msg.startswith(f"{name} not found under {tmp_path}")
     if dataset == "ffhq256":
-        assert D.FFHQ_URL in msg and str(tmp_path / "ffhq-256.npy") in msg
+        assert ffhq256.FFHQ_URL in msg and str(tmp_path / "ffhq-256.npy") in msg
     else:
         assert f"python replicate.py --download {dataset} --data-root {tmp_path}" in msg
 
@@ -104,10 +106,29 @@ def test_ffhq_npy_and_pngs(tmp_path):
 
 
 def test_unknown_dataset_and_split(tmp_path):
-    with pytest.raises(ValueError, match="fashion-mnist, mnist, cifar10, ffhq256"):
+    with pytest.raises(ValueError, match=r"known: cifar10, fashion-mnist, ffhq256, mnist, toy .*replication/data/sets/"):
         D.load_images("imagenet", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         D.load_images("ffhq256", root=tmp_path, split="test")
+    with pytest.raises(ValueError, match="drawn from a known mixture"):  # generated, not loaded
+        D.load_images("toy", root=tmp_path)
+
+
+def test_registry_entries_are_complete_and_temporary_ones_go_away():
+    """Every registered dataset has a shape, a way to get it, and (when loaded from files) splits and a loader; its
+    class groups index its class names. A temporary entry is seen inside its block only, and may not shadow one."""
+    for name, d in registry.datasets().items():
+        assert d.name == name and d.shape and d.get and d.heading
+        assert (d.load is None) == (not d.splits) == (name == "toy")
+        assert all(i < len(d.class_names) for group in d.class_groups.values() for i in group), name
+    assert registry.get("toy:ring8").shape == (2,) and registry.CLASS_GROUPS["fashion-mnist"]["bag"] == (8,)
+    extra = registry.Dataset("extra", "Extra", (1, 4, 4), {"train": 2}, None, "nowhere", class_names=("a", "b"))
+    with registry.temporary(extra):
+        assert registry.get("extra") is extra and registry.CLASS_NAMES["extra"] == ("a", "b")
+        with pytest.raises(ValueError, match="registered already"):
+            with registry.temporary(extra):
+                pass
+    assert "extra" not in registry.datasets() and "extra" not in registry.CLASS_NAMES
 
 
 def test_default_root(monkeypatch, tmp_path):

@@ -38,13 +38,22 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def imports(name: str, path: Path) -> set[str]:
-    """The modules of the package that `name` imports (at module level or inside functions)."""
+def is_entry_point(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":`: a module's command-line entry point, which belongs to the cli layer."""
+    t = node.test if isinstance(node, ast.If) else None
+    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in t.comparators))
+
+
+def imports(name: str, path: Path, entry_points: bool = False) -> set[str]:
+    """The modules of the package that `name` imports (at module level or inside functions); those its
+    `if __name__ == "__main__":` blocks import instead when `entry_points`."""
     is_pkg = path.name == "__init__.py"
     package = name.split(".") if is_pkg else name.split(".")[:-1]
     known = modules()
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    body = [n for n in ast.parse(path.read_text()).body if is_entry_point(n) == entry_points]
+    for node in (sub for top in body for sub in ast.walk(top)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
@@ -65,7 +74,8 @@ def imports(name: str, path: Path) -> set[str]:
 
 
 def layer(name: str) -> str:
-    return name.split(".")[0]
+    """A module's layer: its top package; a `__main__` module (`python -m replication.x`) is an entry point: cli."""
+    return "cli" if name.split(".")[-1] == "__main__" else name.split(".")[0]
 
 
 def graph() -> dict[str, set[str]]:
@@ -103,6 +113,16 @@ def test_no_import_cycles():
     for node in sorted(g):
         if node not in state:
             visit(node, [node])
+
+
+def test_entry_points_are_aliases_of_the_one_command_line():
+    """`python -m replication.<x>` entry points (a `__main__` module, an `if __name__ == "__main__":` block) only
+    hand their arguments to replication/cli.py: one parser, one --set checker."""
+    found = {name: imports(name, path, entry_points=True) for name, path in modules().items()}
+    found.update({name: deps for name, deps in graph().items() if name.endswith("__main__")})
+    entry = {name: deps for name, deps in found.items() if deps}
+    assert entry and all(deps == {"cli"} for deps in entry.values()), entry
+    assert {"claims.__main__", "pipeline.drift"} <= set(entry)
 
 
 def test_core_does_no_io_and_reads_no_config():

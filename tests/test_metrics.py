@@ -8,6 +8,7 @@ import torch
 
 from replication.core.mnm import GaussianMixture
 from replication.data import datasets as D
+from replication.data.sets.fashion_mnist import DEBIAN_FASHION_MNIST
 from replication.evaluation import classifier as C
 from replication.evaluation import metrics as M
 
@@ -130,7 +131,7 @@ def test_iat_at_a_known_mean_on_ar1():
 # Classifier (trained briefly on a Fashion-MNIST subset).
 
 
-@pytest.mark.skipif(not D.DEBIAN_FASHION_MNIST.is_dir(), reason=f"{D.DEBIAN_FASHION_MNIST} absent")
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason=f"{DEBIAN_FASHION_MNIST} absent")
 def test_classifier_fashion_mnist(tmp_path):
     x, y = D.load_images("fashion-mnist")
     xt, yt = D.load_images("fashion-mnist", split="test")

@@ -122,7 +122,19 @@ def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     (["--table", "toy", "--seeds", "0"], "--seeds must be >= 1"),
     (["--table", "toy", "--set", "chain.scheme=leapfrog"], "unknown walk integrator"),
     (["--table", "toy", "--set", "chain.scheme=ghmc"], "needs an energy"),
+    (["--table", "cifar10", "--set", "score.classifier=true"], "needs 28x28 grayscale images"),
     (["--table", "cifar10", "--profile", "smoke", "--data-root", "EMPTY"], "replicate.py --download cifar10"),
+    # the drift measurement and the claims study: the same parser and --set checker
+    (["--drift", "--table", "toy", "--set", "chain.gamma"], "--set needs SECTION.KEY=VALUE"),
+    (["--drift", "--table", "toy", "--set", "chain.gamma=0"], "must be > 0"),
+    (["--drift", "--table", "toy", "--only", "nope"], "--only: no experiment"),
+    (["--claims", "toy", "--set", "chain.gamma"], "--set needs SECTION.KEY=VALUE"),
+    (["--claims", "toy", "--set", "model.M=3"], "the walk's settings only"),
+    (["--claims", "toy", "--set", "chain.scheme=leapfrog"], "unknown walk integrator"),
+    (["--claims", "toy", "--sweeps", "large_m,nope"], "unknown sweep"),
+    (["--claims", "cifar10"], "--claims toy"),
+    (["--table", "toy", "--quick"], "--quick and --sweeps go with --claims toy"),
+    (["--table", "toy", "--drift-steps", "10"], "go with --drift"),
 ])
 def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, message):
     args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
@@ -149,3 +161,9 @@ def test_drift_walks_the_experiments_walk_from_noisy_test_images(tmp_path):
     assert out["rows"][0]["v_var"] == 0 and out["rows"][-1]["v_var"] > 0
     for r in out["rows"]:
         assert abs(sum(r["class_shares"]) - 1) < 1e-3 and 0 <= r["mean_pixel"] <= 1 and r["r"] > 0
+    # the old entry point, an alias of `replicate.py --drift` with its defaults (--table fashion-mnist --profile cpu)
+    from replication.cli import drift_alias
+
+    assert drift_alias(["--profile", "smoke", "--results", str(tmp_path), "--chains", "3", "--steps", "250"]) == 0
+    record = json.loads((tmp_path / "drift" / f"{resolve('fashion-mnist', 'smoke')[0].run_name}.json").read_text())
+    assert record["n_chains"] == 3 and [r["step"] for r in record["rows"]] == [0, 250]

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from replication.evaluation import images as sample_images
+from replication.evaluation import metric_names as mn
 from replication.report import appendix as report_appendix
 from replication.report import figures as report_figures
 from replication.report import headline as report_headline
@@ -171,8 +172,8 @@ def test_scoreboard_verdicts_come_from_the_records():
 
 def _with_chain_statistics(state: np.ndarray, reference_share: float, run: str) -> dict:
     """The recorded 1M-step chain with synthetic chain statistics (footwear = 1, clothing = 0) from the producer."""
+    from replication.data.registry import CLASS_GROUPS
     from replication.evaluation import chain_stats
-    from replication.evaluation.classifier import CLASS_GROUPS
     from replication.pipeline.statistics import chain_metrics
     from replication.runs.experiments import from_dict
 
@@ -472,3 +473,21 @@ def test_drift_table_reads_every_recorded_measurement():
         row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{f['walk']['delta']:g}")
                  & df[COLUMNS[5]].str.contains(want, regex=False)]
         assert len(row) == 1
+
+
+def test_metric_names_are_the_ones_the_committed_records_hold():
+    """The score stage names its metrics with evaluation/metric_names.py and the report reads them back with it: the
+    names it spells are the committed records' (a renamed metric fails here), and every calibration name parses back."""
+    names = {m["metric"] for path in (REPO / "results" / "records").glob("*.json")
+             for m in json.loads(path.read_text()).get("metrics") or []}
+    fds = (mn.FD_CLASSIFIER, mn.thinned(mn.FD_CLASSIFIER))
+    spelled = {mn.CLASSIFIER_ACCURACY, mn.CLASS_COVERAGE, mn.TOP_CLASS_SHARE, mn.MEAN_PIXEL_DATA, mn.WINDOW_TV,
+               mn.DENOISE_MSE, mn.thinned(mn.CLASS_COVERAGE), mn.thinned(mn.TOP_CLASS_SHARE), *fds,
+               mn.calibration(mn.DENOISE_MSE, mn.CLIPPED_YBAR),
+               *(mn.calibration(fd, point) for fd in fds for point in (mn.REAL, mn.BLURRED, mn.NOISE))}
+    assert spelled <= names, sorted(spelled - names)
+    for name in (n for n in names if "[calibration: " in n):
+        metric, point = mn.calibration_point(name)
+        assert mn.calibration(metric, point) == name
+    assert mn.calibration_point(mn.MEAN_PIXEL_DATA) is None and mn.thinned(mn.FD_CLASSIFIER, 50) == "FD_classifier (50 thinned)"
+

@@ -1,6 +1,7 @@
 """The toy-claims study: the poster's qualitative claims, measured on the toy 2-D Gaussian mixture (beyond the paper).
 
-    python -m replication.claims toy [--quick] [--sweeps large_m,smoothing,stability] [--out results]
+    python replicate.py --claims toy [--quick] [--sweeps large_m,smoothing,stability] [--results results]
+    (alias: python -m replication.claims toy [--quick] [--sweeps ...] [--out results])
 
 Every number comes from a run recorded here; none is a paper number. The toy is `ring8` (8 equal modes of
 std 0.2 on a ring of radius 2.5), where the M-density, its score and the Bayes jump are exact
@@ -31,7 +32,7 @@ delta = sigma_eff/2) on p_{sigma_eff}, and the Bayes jump depends on y_bar only.
 all configurations with the same sigma_eff differ only by an effective friction gamma * sqrt(M); the
 control rows test this.
 
-Outputs (`out` = results/ by default): records/claims_toy_<sweep>.json (config, seeds, provenance, wall
+Outputs (`out` = --results, results/ by default): records/claims_toy_<sweep>.json (config, seeds, provenance, wall
 time, rows), tables/claims_toy_<sweep>.{csv,md} (large_m also tables/claims_toy_large_m_samples.{csv,md}),
 figures/claims_toy_<sweep>.png. `--quick` runs everything
 in seconds (for the tests) and names its outputs claims_toy_<sweep>_quick.*.

@@ -1,7 +1,8 @@
-"""`python -m replication.claims toy ...`: the toy-claims study (see the package docstring)."""
+"""`python -m replication.claims toy ...`: the old entry point of the toy-claims study, an alias of
+`python replicate.py --claims toy ...` (replication/cli.py)."""
 
 import sys
 
-from .run import main
+from replication.cli import claims_alias
 
-sys.exit(main())
+sys.exit(claims_alias(sys.argv[1:]))

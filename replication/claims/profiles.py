@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
 from ..runs.experiments import ChainSpec, resolve
 from ..sampling.integrators import Walk
 
 SWEEPS = ("large_m", "smoothing", "stability", "integrators", "clmc")
+WALK_SETTINGS = ("chain.delta_over_sigma", "chain.gamma", "chain.u", "chain.scheme")  # what --set may change here
 MIXTURE = "ring8"
 SCOPE = ("Beyond-paper measurement on a toy distribution (2-D Gaussian mixture `ring8`: 8 modes of std 0.2 on a "
          "ring of radius 2.5), with exact scores and metrics; these are not paper numbers.")
@@ -71,7 +73,12 @@ NOTES = {
 
 
 def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
-    """The registry's `toy` experiment's chain settings, with `chain.*` overrides checked by the registry."""
+    """The registry's `toy` experiment's chain settings, with the walk's settings (WALK_SETTINGS) overridden and
+    checked by the registry."""
+    other = sorted(set(overrides or {}) - set(WALK_SETTINGS))
+    if other:
+        raise UsageError(f"--set {', '.join(other)}: the claims study's --set takes the walk's settings only: "
+                         f"{', '.join(WALK_SETTINGS)}")
     return resolve("toy", "paper", overrides)[0].chain
 
 

@@ -1,14 +1,14 @@
-"""The toy-claims study's command line and outputs: records, tables and figures of each sweep.
+"""The toy-claims study's runs and outputs: records, tables and figures of each sweep.
 
-    python -m replication.claims toy [--quick] [--sweeps large_m,smoothing,stability] [--out results]
+    python replicate.py --claims toy [--quick] [--sweeps large_m,smoothing,stability] [--results results]
+    (alias: python -m replication.claims toy ...; the command line is replication/cli.py)
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import torch
 
 from ..core.mnm import GaussianMixture
 from ..data.storage import atomic_write_bytes, atomic_write_json
+from ..errors import UsageError
 from ..runs.folders import REPO_ROOT
 from ..runs.provenance import provenance
 from .chains import ring_prior
@@ -105,35 +106,17 @@ def run_all(out: str | Path | None = None, quick: bool = False, sweeps=SWEEPS, p
     return {s: run_sweep(s, p, out, prior) for s in sweeps}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m replication.claims", description=sys.modules[__package__].__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("target", choices=["toy"], help="the distribution (only the toy mixture has exact metrics)")
-    ap.add_argument("--quick", action="store_true", help="seconds-sized run (outputs named *_quick)")
-    ap.add_argument("--sweeps", default=",".join(SWEEPS), help=f"comma-separated subset of {', '.join(SWEEPS)}")
-    ap.add_argument("--out", default=str(REPO_ROOT / "results"), help="results folder (records/, tables/, figures/)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="chain.KEY=VALUE",
-                    help="the walk: chain.delta_over_sigma, chain.gamma, chain.u, chain.scheme (default: the toy experiment's)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    sweeps = [s.strip() for s in args.sweeps.split(",") if s.strip()]
+def run_study(target: str, quick: bool, sweeps: list[str], overrides: dict[str, str], out: Path) -> Iterator[str]:
+    """`replicate.py --claims toy`: run the named sweeps (the walk's settings overridden by `--set`), a line per sweep."""
+    if target != "toy":
+        raise UsageError(f"--claims {target}: only the toy mixture has exact metrics: --claims toy")
     unknown = [s for s in sweeps if s not in SWEEPS]
     if unknown:
-        ap.error(f"unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
-    p = QUICK if args.quick else FULL
-    if args.overrides:
-        walk_keys = ("chain.delta_over_sigma", "chain.gamma", "chain.u", "chain.scheme")
-        sets = dict(item.split("=", 1) for item in args.overrides if "=" in item)
-        if len(sets) != len(args.overrides) or not set(sets) <= set(walk_keys):
-            ap.error(f"--set takes {', '.join(walk_keys)} as KEY=VALUE, got {args.overrides}")
-        p = replace(p, chain=toy_chain(sets))
+        raise UsageError(f"--sweeps: unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
+    p = QUICK if quick else FULL
+    if overrides:
+        p = replace(p, chain=toy_chain(overrides))
     prior = ring_prior()
     for s in sweeps:
-        r = run_sweep(s, p, Path(args.out), prior)
-        print(f"{s}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU -> {r['paths']['record']}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        r = run_sweep(s, p, out, prior)
+        yield f"{s}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU -> {r['paths']['record']}"

@@ -1,15 +1,9 @@
-"""Datasets as uint8 tensors, seeded batching, and the 2-D Gaussian mixtures of the toy experiment.
+"""Loading any registered dataset as uint8 tensors, seeded batching, and the 2-D Gaussian mixtures of the toy experiment.
 
 Every image dataset is returned as uint8 (N, C, H, W) and scaled to [0,1] by /255 only when a batch is
 made (docs/official-settings.md §2: "All data are scaled to [0,1]"; sigma is in units of that range). Nothing here downloads
-unless `download()` is called, and that is meant for users' machines only.
-
-| dataset       | source                                                  | splits (N)                      |
-|---------------|---------------------------------------------------------|---------------------------------|
-| fashion-mnist | IDX .gz (Debian `dataset-fashion-mnist` or torchvision) | train 60000, test 10000         |
-| mnist         | torchvision `MNIST(root, download=False)`               | train 60000, test 10000         |
-| cifar10       | torchvision `CIFAR10(root, download=False)`             | train 50000, test 10000         |
-| ffhq256       | VDVAE's `ffhq-256.npy` (70000x256x256x3) or PNG folder  | train = all 70000 (docs/official-settings.md §2)     |
+unless `download()` is called, and that is meant for users' machines only. What each dataset is (shape, splits,
+source, how to get it) is its entry in the registry: data/registry.py, one module per dataset in data/sets/.
 """
 
 from __future__ import annotations
@@ -25,11 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ReplicationError, UsageError
-
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "ffhq256")
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FFHQ_NPY = "ffhq-256.npy"
-FFHQ_URL = "https://openaipublic.blob.core.windows.net/very-deep-vaes-assets/vdvae-assets/ffhq-256.npy"
+from . import registry
 
 
 class DatasetMissing(ReplicationError, FileNotFoundError):
@@ -42,13 +32,16 @@ def default_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
 
 
-def _check_name(dataset: str) -> None:
-    if dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-
-
-def _fix(dataset: str, root: Path) -> str:
+def download_fix(dataset: str, root: Path) -> str:
     return f"run `python replicate.py --download {dataset} --data-root {root}`"
+
+
+def _files(dataset: str) -> registry.Dataset:
+    """The entry of a dataset that is loaded from files (UsageError for an unknown or a generated one)."""
+    entry = registry.get(dataset)
+    if entry.load is None:
+        raise UsageError(f"{dataset}: {entry.get}")
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -60,25 +53,16 @@ def load_images(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Load a whole split into memory.
 
-    :param dataset: one of DATASETS.
+    :param dataset: a registered dataset (data/registry.py).
     :param root: data folder; None means `default_root()` (and, for fashion-mnist, the Debian folder first).
-    :param split: "train" or "test" ("train" only for ffhq256, which has no labels).
+    :param split: one of the dataset's splits ("train" and "test"; "train" only for ffhq256, which has no labels).
     :return: (images, labels): images a uint8 [N x C x H x W] tensor, labels an int64 [N] tensor or None.
     :raises DatasetMissing: the files are not there; the message names the fix.
     """
-    _check_name(dataset)
-    allowed = ("train",) if dataset == "ffhq256" else ("train", "test")
-    if split not in allowed:
-        raise UsageError(f"{dataset}: unknown split {split!r}; known: {', '.join(allowed)}")
-    explicit = root is not None
-    root = Path(root) if explicit else default_root()
-    if dataset == "fashion-mnist":
-        return _load_fashion_mnist(root, split, explicit)
-    if dataset == "mnist":
-        return _load_mnist(root, split)
-    if dataset == "cifar10":
-        return _load_cifar10(root, split)
-    return _load_ffhq256(root), None
+    entry = _files(dataset)
+    if split not in entry.splits:
+        raise UsageError(f"{dataset}: unknown split {split!r}; known: {', '.join(entry.splits)}")
+    return entry.load(Path(root) if root is not None else None, split)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -96,95 +80,40 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.reshape(shape)
 
 
-def _find_idx(folder: Path, stem: str) -> Path | None:
+def find_idx(folder: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem):
         if (folder / name).is_file():
             return folder / name
     return None
 
 
-def _load_fashion_mnist(root: Path, split: str, explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    # Candidate folders: the root itself, torchvision's layout under it, and the Debian package.
-    local = [root, root / "FashionMNIST" / "raw"]
-    folders = local + [DEBIAN_FASHION_MNIST] if explicit else [DEBIAN_FASHION_MNIST] + local
-    prefix = "train" if split == "train" else "t10k"
-    for folder in folders:
-        images = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
-        labels = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
-        if images and labels:
-            x, y = read_idx(images), read_idx(labels)
-            return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
-    raise DatasetMissing(
-        f"Fashion-MNIST not found under {root} or {DEBIAN_FASHION_MNIST}: "
-        f"`apt-get install dataset-fashion-mnist` or {_fix('fashion-mnist', root)}"
-    )
-
-
-def _load_mnist(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST  # Heavy import, only when needed.
-
-    try:
-        ds = MNIST(str(root), train=split == "train", download=False)
-    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True ..."
-        raise DatasetMissing(f"MNIST not found under {root}: {_fix('mnist', root)}") from e
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
-
-
-def _load_cifar10(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import CIFAR10
-
-    try:
-        ds = CIFAR10(str(root), train=split == "train", download=False)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. ..."
-        raise DatasetMissing(f"CIFAR-10 not found under {root}: {_fix('cifar10', root)}") from e
-    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(ds.targets, dtype=torch.int64)
-
-
-def _load_ffhq256(root: Path) -> torch.Tensor:
-    # VDVAE's npy (N, 256, 256, 3): memory-mapped copy-on-write, returned as an [N x 3 x 256 x 256] view.
-    npy = root if root.suffix == ".npy" else root / FFHQ_NPY
-    if npy.is_file():
-        x = np.load(npy, mmap_mode="c")
-        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (256, 256, 3):
-            raise UsageError(f"{npy}: expected uint8 (N, 256, 256, 3), got {x.dtype} {x.shape}")
-        return torch.from_numpy(x).permute(0, 3, 1, 2)
-    for folder in (root / "ffhq256", root):
-        pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
-        if pngs:
-            return torch.from_numpy(np.stack([_read_png(p) for p in pngs])).permute(0, 3, 1, 2).contiguous()
-    raise DatasetMissing(
-        f"FFHQ-256 not found under {root}: download VDVAE's {FFHQ_NPY} (70000x256x256x3 uint8, 13.8 GB) "
-        f"from {FFHQ_URL} to {root / FFHQ_NPY}, or put 256x256 PNGs in {root / 'ffhq256'}/"
-    )
-
-
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        x = np.asarray(im.convert("RGB"))
-    if x.shape != (256, 256, 3):
-        raise UsageError(f"{path}: expected a 256x256 image, got {x.shape[1]}x{x.shape[0]}")
-    return x
-
-
 def download(dataset: str, root: str | os.PathLike | None = None) -> None:
-    """Fetch a dataset into `root` (users' machines only: needs internet; never called by the tests).
+    """Fetch a dataset into `root` (users' machines only: needs internet; never called by the tests), with its
+    entry's `download` (torchvision's download=True for MNIST, Fashion-MNIST and CIFAR-10, into the layout that
+    `load_images` reads; FFHQ-256 is 13.8 GB: it prints where to get it instead)."""
+    entry = _files(dataset)
+    if entry.download is None:
+        raise UsageError(f"{dataset} cannot be downloaded by the suite: {entry.get}")
+    entry.download(Path(root) if root is not None else default_root())
 
-    MNIST, Fashion-MNIST and CIFAR-10 go through torchvision's download=True, into the layout that
-    `load_images` reads. FFHQ-256 is 13.8 GB: this prints where to get it instead.
-    """
-    _check_name(dataset)
-    root = Path(root) if root is not None else default_root()
-    if dataset == "ffhq256":
-        print(f"FFHQ-256: download {FFHQ_URL} (VDVAE's copy, 13.8 GB) to {root / FFHQ_NPY}, e.g.\n"
-              f"  mkdir -p {root} && wget -O {root / FFHQ_NPY} {FFHQ_URL}", flush=True)
-        return
+
+def torchvision_split(class_name: str, dataset: str, title: str, root: Path | None, split: str):
+    """A split of the torchvision dataset `class_name` (e.g. "MNIST") that is in `root` already (download=False);
+    DatasetMissing, naming the fix, when it is not."""
+    from torchvision import datasets  # Heavy import, only when needed.
+
+    root = root or default_root()
+    try:
+        return getattr(datasets, class_name)(str(root), train=split == "train", download=False)
+    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True ..."
+        raise DatasetMissing(f"{title} not found under {root}: {download_fix(dataset, root)}") from e
+
+
+def torchvision_download(class_name: str, root: Path) -> None:
+    """Both splits of a torchvision dataset (e.g. "MNIST") into `root`."""
     from torchvision import datasets
 
-    classes = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}
-    cls = classes[dataset]
+    cls = getattr(datasets, class_name)
     for train in (True, False):
         cls(str(root), train=train, download=True)
 

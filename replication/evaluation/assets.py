@@ -18,7 +18,7 @@ download (trust on first use, `"provenance": "trust-on-first-use"`) and every la
 against it. To pin a hash, fill in `Asset.sha256` from a download you trust.
 
 The assets folder is `--assets DIR`, else `$REPLICATION_ASSETS`, else `assets/` in the repository
-root.
+root. Stage them with `python replicate.py --stage-assets`, check them with `python replicate.py --verify-assets`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import sys
 import urllib.request
 import zipfile
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import registry
 from ..data.storage import atomic_write_json, read_json, sha256_file
 from ..errors import ReplicationError
 
@@ -67,11 +67,13 @@ def ref_stats_name(dataset: str, mode: str, split: str, res: int) -> str:
     return f"{dataset}_{mode}_{split}_{res}.npz".lower()
 
 
-def _cifar10_train_stats(mode: str) -> Asset:
-    """clean-fid's reference statistics of the CIFAR-10 training split at 32x32, in one of its modes."""
-    name = ref_stats_name("cifar10", mode, "train", 32)
+def _train_stats(dataset: registry.Dataset, mode: str) -> Asset:
+    """clean-fid's reference statistics of a dataset's training split (its registry entry's `fid_stats` at `fid_res`,
+    e.g. CIFAR-10 at 32x32), in one of its modes."""
+    name = ref_stats_name(dataset.fid_stats, mode, "train", dataset.fid_res)
     return Asset(name=name, relpath=f"refs/{name}", url=_STATS_URL + name, kind="ref-stats", sha256=None,
-                 source=f"cleanfid/features.py: get_reference_statistics('cifar10', 32, mode='{mode}', split='train')",
+                 source=f"cleanfid/features.py: get_reference_statistics('{dataset.fid_stats}', {dataset.fid_res}, "
+                        f"mode='{mode}', split='train')",
                  mode=mode)
 
 
@@ -87,7 +89,8 @@ ASSETS: dict[str, Asset] = {
             source="cleanfid/downloads_helper.py: inception_url (used by InceptionV3W, modes clean "
             "and legacy_tensorflow); a TorchScript translation of TF's inception-2015-12-05.tgz",
         ),
-        *(_cifar10_train_stats(mode) for mode in ("legacy_tensorflow", "clean")),
+        *(_train_stats(d, mode) for d in registry.datasets().values() if d.fid_stats
+          for mode in ("legacy_tensorflow", "clean")),
     )
 }
 
@@ -320,30 +323,3 @@ def _clean_fid_version() -> str:
         return metadata.version("clean-fid")
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m replication.assets [--assets DIR] [--verify]`: stage (default) or verify."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--assets", default=None, help="assets folder (default: $REPLICATION_ASSETS or assets/)"
-    )
-    p.add_argument("--verify", action="store_true", help="only check sha256 of what is staged")
-    args = p.parse_args(argv)
-    if args.verify:
-        report = verify_assets(args.assets)
-        for name, status in report.items():
-            print(f"{name}: {status}")
-        return 0 if all(s == "ok" for s in report.values()) else 1
-    try:
-        stage_assets(args.assets)
-    except AssetDownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Chain statistics with their Monte Carlo errors, and verdicts that respect the errors (docs/statistics.md).
 
 A scored chain gives per-jump traces: the classifier's class of each jump, the 0/1 indicator of each group
-of classes (Fashion-MNIST: footwear / clothing / bag, `classifier.CLASS_GROUPS`) and the jump's mean pixel.
+of classes (Fashion-MNIST: footwear / clothing / bag, `data.registry.CLASS_GROUPS`) and the jump's mean pixel.
 For each trace: its mean, the bulk effective sample size (ESS), the Monte Carlo standard error of the mean
 (MCSE) and the rank-normalized split-R-hat of the trace cut into `N_WINDOWS` consecutive windows treated as
 chains. The estimators are arviz-stats' (`arviz_stats.base.array_stats`, version pinned in pyproject.toml;

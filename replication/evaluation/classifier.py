@@ -29,18 +29,6 @@ from torch.nn import functional as F
 from ..data.datasets import epoch_permutation, to_unit
 from ..data.storage import load_checked, save_checked
 
-CLASS_NAMES = {  # the datasets' label names, in label order
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
-    "mnist": tuple(str(d) for d in range(10)),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
-# Groups of classes whose shares the chain statistics trace (evaluation/chain_stats.py, docs/statistics.md), in
-# order: the first two are the pair whose switches S counts. A dataset without an entry has no groups.
-CLASS_GROUPS = {
-    "fashion-mnist": {"footwear": (5, 7, 9), "clothing": (0, 1, 2, 3, 4, 6), "bag": (8,)},
-}
-
 # Fast setting for tests: ~80% Fashion-MNIST test accuracy from 5k training images in ~2 s.
 FAST = dict(epochs=2, widths=(16, 32), hidden=64, batch_size=64, lr=3e-3)
 

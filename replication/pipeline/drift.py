@@ -7,17 +7,18 @@ Fashion-MNIST test split) and their Fréchet distance to held-out images in the 
 statistic that moves away measures the walk's bias (step size, a non-conservative learned score) at that
 model, in far fewer steps than a long single chain needs to show it.
 
-    python -m replication.pipeline.drift --table fashion-mnist --profile cpu [--set chain.delta_over_sigma=0.5]
+    python replicate.py --drift --table fashion-mnist --profile cpu [--set chain.delta_over_sigma=0.5]
+    (alias, defaults --table fashion-mnist --profile cpu: python -m replication.pipeline.drift [--chains K --steps T])
 
 writes results/drift/<run>.json: the config, the statistics at each checkpoint step, wall time and load.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -72,39 +73,27 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
             "calibration": calib, "wall_s": time.perf_counter() - t0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..runs.folders import REPO_ROOT, classifier_path, train_dir
+def record_drift(e: experiments.Experiment, results: Path, data_root: str | None, n_chains: int = 100,
+                 steps: int = 2000) -> list[str]:
+    """`replicate.py --drift`: measure the drift of the experiment's trained model, write results/drift/<run>.json (the
+    config, the rows, wall time and load), and return the lines to print."""
+    from ..runs.folders import classifier_path, train_dir
     from ..runs.provenance import provenance
 
-    p = argparse.ArgumentParser(prog="python -m replication.pipeline.drift", description=__doc__.splitlines()[0])
-    p.add_argument("--table", default="fashion-mnist")
-    p.add_argument("--profile", default="cpu")
-    p.add_argument("--only", default=None, help="experiment id (default: the table's first)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--chains", type=int, default=100)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--results", default=str(REPO_ROOT / "results"))
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--threads", type=int, default=1)
-    a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    exps = experiments.resolve(a.table, a.profile, dict(item.split("=", 1) for item in a.overrides))
-    e = next(x for x in exps if a.only in (None, x.id))
-    results = Path(a.results)
     load = os.getloadavg()
-    out = measure_drift(e, train_dir(e, results) / "model.pt", classifier_path(e, results), a.data_root,
-                        n_chains=a.chains, steps=a.steps)
+    out = measure_drift(e, train_dir(e, results) / "model.pt", classifier_path(e, results), data_root,
+                        n_chains=n_chains, steps=steps)
     record = {"run": e.run_name, "experiment": e.id, "profile": e.profile, "config": e.to_dict(), **out,
               "provenance": provenance() | {"load_avg_start": list(load), "load_avg_end": list(os.getloadavg())}}
     path = results / "drift" / f"{e.run_name}.json"
     atomic_write_json(path, record)
-    for r in out["rows"]:
-        print(f"step {r['step']:6d}: mean pixel {r['mean_pixel']:.3f}  FD_classifier {r['FD_classifier']:.1f}  "
-              f"r {r['r']:.3f}  v_var {r['v_var']:.3f}")
-    print(f"data: mean pixel {out['calibration']['mean_pixel_data']:.3f}; FD of the start images "
-          f"{out['calibration']['FD_classifier_real']:.1f}; wrote {path}")
-    return 0
+    lines = [f"step {r['step']:6d}: mean pixel {r['mean_pixel']:.3f}  FD_classifier {r['FD_classifier']:.1f}  "
+             f"r {r['r']:.3f}  v_var {r['v_var']:.3f}" for r in out["rows"]]
+    return lines + [f"data: mean pixel {out['calibration']['mean_pixel_data']:.3f}; FD of the start images "
+                    f"{out['calibration']['FD_classifier_real']:.1f}; wrote {path}"]
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the old entry point: an alias of `replicate.py --drift` with its defaults
+    from replication.cli import drift_alias
+
+    raise SystemExit(drift_alias(sys.argv[1:]))

@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import registry
+from ..evaluation import metric_names as mn
+from ..evaluation.metric_names import THINNED_N
 from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
@@ -89,7 +92,7 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
         if n > THINNED_N:  # with fewer jumps the thinned set is all of them: the metrics above
             metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
-                                           suffix=f" ({len(thinned['images']):,} thinned)")
+                                           thinned_n=len(thinned["images"]))
         metrics += _stability_metrics(e, results, samples[:, 0], test_x)
         if "label" in shards:  # the run's first chain, every jump (docs/statistics.md)
             metrics += chain_metrics(e, shards["label"][:, 0], shards["mean"][:, 0], shards["step"], metrics,
@@ -112,14 +115,14 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     chain_strip(torch.from_numpy(samples[-20:, 0]), strip, n=20)
     figures["strip"] = _rel(strip, results)
     if "label" in shards and len(shards["label"]) >= 50 * N_WINDOWS:  # >= 50 jumps per window
-        data_mean = next((m["value"] for m in metrics if m["metric"] == "mean_pixel[data: test images]"), None)
+        data_mean = next((m["value"] for m in metrics if m["metric"] == mn.MEAN_PIXEL_DATA), None)
         metrics.append(_trace(e, results, shards, data_mean, figures))
     return metrics, figures
 
 
 def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, figures: dict) -> dict:
-    """Class shares and mean pixel in 20 windows along the chain (evaluation/traces.py): metastability at a glance."""
-    from ..evaluation.classifier import CLASS_NAMES
+    """Class shares and mean pixel in N_WINDOWS windows along the chain (evaluation/traces.py): metastability at a glance."""
+    from ..data.registry import CLASS_NAMES
     from ..evaluation.traces import trace_figure, window_stats
 
     stats = window_stats(shards["label"][:, 0], shards["mean"][:, 0])
@@ -127,18 +130,20 @@ def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, 
     trace_figure(stats, shards["step"], CLASS_NAMES.get(e.dataset, ()), path, data_mean_pixel=data_mean)
     figures["trace"] = _rel(path, results)
     n_window = len(shards["label"]) // N_WINDOWS
-    return _metric(f"class_shares_tv[{N_WINDOWS} windows vs whole chain, mean]", stats["tv_mean"], n=n_window,
+    return _metric(mn.WINDOW_TV, stats["tv_mean"], n=n_window,
                    reference="the chain's own class shares",
                    window_shares=np.round(stats["shares"], 4).tolist(),
                    window_mean_pixel=np.round(stats["mean_pixel"], 4).tolist())
 
 
 def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:
-    """clean-fid's staged CIFAR-10 statistics, or statistics the suite computes from the training data."""
+    """clean-fid's staged statistics of the dataset (its registry entry's `fid_stats`, e.g. CIFAR-10's), or statistics
+    the suite computes from the training data."""
     from ..evaluation import assets, fid
 
-    if e.dataset == "cifar10":
-        name = assets.ref_stats_name("cifar10", mode, e.score.fid_split, 32)
+    entry = registry.get(e.dataset)
+    if entry.fid_stats:
+        name = assets.ref_stats_name(entry.fid_stats, mode, e.score.fid_split, entry.fid_res)
         assets.require_assets([name])
         return assets.asset_path(name)
     assets.require_assets(["inception-2015-12-05.pt"])
@@ -153,9 +158,6 @@ def box_blur(images: torch.Tensor) -> torch.Tensor:
     c = images.shape[1]
     kernel = torch.full((c, 1, 3, 3), 1 / 9, dtype=images.dtype)
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
-
-
-THINNED_N = 1000  # jumps committed per chain and scored as "thinned" (issue 11 item 6)
 
 
 def _thinned(d: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -187,7 +189,7 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
     tenth = max(1, len(images) // 10)
     data = to_unit(test_x)
     data_shares = class_histogram(predict(model, data), 10)
-    out = [_metric("mean_pixel[data: test images]", data.mean(), n=len(data), reference="held-out test split",
+    out = [_metric(mn.MEAN_PIXEL_DATA, data.mean(), n=len(data), reference="held-out test split",
                    calibration=True)]
     # How many independent jumps a window is worth: n / tau, tau = N / ESS the integrated autocorrelation time of
     # the per-jump mean pixel over the whole chain (arviz-stats' bulk ESS, evaluation/chain_stats.py); mcse: the
@@ -211,7 +213,9 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
 
 
 def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, train_x: torch.Tensor,
-                        test_x: torch.Tensor, suffix: str = "") -> list[dict]:
+                        test_x: torch.Tensor, thinned_n: int | None = None) -> list[dict]:
+    """FD_classifier with its calibration points, class coverage and the top class's share; of the thinned jumps
+    (named so: metric_names.thinned) when `thinned_n`."""
     from ..evaluation.classifier import features, load_classifier, predict
     from ..data.datasets import to_unit
     from ..evaluation.metrics import class_coverage, class_histogram, frechet_distance_features
@@ -227,20 +231,21 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
     labels = predict(model, samples)
     ref_name = f"{len(ref)} held-out test images"
     shares = class_histogram(labels, 10)
+    name = (lambda m: mn.thinned(m, thinned_n)) if thinned_n else (lambda m: m)  # noqa: E731
+    fd_name = name(mn.FD_CLASSIFIER)
     out = [
-        _metric("FD_classifier" + suffix, fd(samples), n=n, reference=ref_name),
-        _metric("class_coverage" + suffix, class_coverage(labels, 10, 0.02), n=n,
+        _metric(fd_name, fd(samples), n=n, reference=ref_name),
+        _metric(name(mn.CLASS_COVERAGE), class_coverage(labels, 10, 0.02), n=n,
                 reference="classes holding >= 2% of samples", histogram=shares.tolist()),
-        _metric("top_class_share" + suffix, shares.max(), n=n, reference="the most frequent class",
+        _metric(name(mn.TOP_CLASS_SHARE), shares.max(), n=n, reference="the most frequent class",
                 top_class=int(shares.argmax())),
-        _metric(f"FD_classifier{suffix}[calibration: real train images]", fd(real), n=n, reference=ref_name, calibration=True),
-        _metric(f"FD_classifier{suffix}[calibration: 3x3 box-blurred real]", fd(box_blur(real)), n=n, reference=ref_name,
-                calibration=True),
-        _metric(f"FD_classifier{suffix}[calibration: uniform noise]", fd(torch.rand(real.shape, generator=g)), n=n,
+        _metric(mn.calibration(fd_name, mn.REAL), fd(real), n=n, reference=ref_name, calibration=True),
+        _metric(mn.calibration(fd_name, mn.BLURRED), fd(box_blur(real)), n=n, reference=ref_name, calibration=True),
+        _metric(mn.calibration(fd_name, mn.NOISE), fd(torch.rand(real.shape, generator=g)), n=n,
                 reference=ref_name, calibration=True),
     ]
-    if not suffix:
-        out.insert(0, _metric("classifier_test_accuracy", meta["test_accuracy"], reference="full test split"))
+    if not thinned_n:
+        out.insert(0, _metric(mn.CLASSIFIER_ACCURACY, meta["test_accuracy"], reference="full test split"))
     return out
 
 
@@ -255,8 +260,8 @@ def _denoise_metrics(e: Experiment, results: Path, jumps: tuple) -> list[dict]:
     mse = ((x_hat - x) ** 2).flatten(1).sum(1).mean().item()
     mse_ybar = ((y.mean(1).clamp(0, 1) - x) ** 2).flatten(1).sum(1).mean().item()
     ref = f"{n} noisy test images, sigma_eff = {scheme.mnm.sigma_eff:.3g}"
-    out = [_metric("denoise_mse", mse, n=n, reference=ref),
-           _metric("denoise_mse[calibration: clipped y_bar]", mse_ybar, n=n, reference=ref, calibration=True)]
+    out = [_metric(mn.DENOISE_MSE, mse, n=n, reference=ref),
+           _metric(mn.calibration(mn.DENOISE_MSE, mn.CLIPPED_YBAR), mse_ybar, n=n, reference=ref, calibration=True)]
     if e.score.classifier and classifier_path(e, results).exists():
         model, _ = load_classifier(classifier_path(e, results))
         out.append(_metric("denoise_FD_classifier", frechet_distance_features(features(model, x_hat.cpu()), features(model, x.cpu())),
@@ -322,8 +327,8 @@ def _score_toy(e: Experiment, rd: Path, results: Path) -> tuple[list[dict], dict
         _metric("mode_weight_tv", mode_weight_error(x, mix.means, mix.stds, mix.weights), n=n, reference="true weights"),
         _metric("modes_visited", int((stats.weights > 0).sum()), n=n, reference=f"{len(mix.weights)} modes"),
         _metric("on_manifold_fraction", stats.on_manifold, n=n, reference="exact samples: 0.989"),
-        _metric("energy_distance", energy_distance(x[-m:], exact[:m].numpy()), n=m, reference="fresh exact samples"),
-        _metric("energy_distance[calibration: exact vs exact]",
+        _metric(mn.ENERGY_DISTANCE, energy_distance(x[-m:], exact[:m].numpy()), n=m, reference="fresh exact samples"),
+        _metric(mn.calibration(mn.ENERGY_DISTANCE, mn.EXACT),
                 energy_distance(prior.sample(m, torch.Generator().manual_seed(7))[0].numpy(), exact[:m].numpy()),
                 n=m, reference="fresh exact samples", calibration=True),
     ]

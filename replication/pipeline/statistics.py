@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.registry import CLASS_GROUPS
 from ..evaluation import chain_stats as cs
-from ..evaluation.classifier import CLASS_GROUPS
+from ..evaluation import metric_names as mn
 from ..runs.experiments import Experiment
 from .score_common import ONE_STEP_N, one_step_jumps
 from .score_common import metric as _metric
 
 REFERENCE_TEXT = f"classifier labels of one-step jumps from {ONE_STEP_N:,} noised test images (seed 0)"
-FD, FD_BLURRED = "FD_classifier", "FD_classifier[calibration: 3x3 box-blurred real]"
+FD, FD_BLURRED = mn.FD_CLASSIFIER, mn.calibration(mn.FD_CLASSIFIER, mn.BLURRED)
 
 
 def reference(e: Experiment, classifier_file: Path, jumps: tuple | None, reason: str = "") -> dict:

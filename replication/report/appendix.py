@@ -74,7 +74,7 @@ def stats_rows(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
 
 def render_appendix(records: list[dict], results_dir: Path, tables: bool = True) -> str:
     """The text of <results>/APPENDIX.md (links relative to `results_dir`); with `tables`, writes the CSVs."""
-    runs = [r for r in records if r["table"] in experiments.TABLES]
+    runs = [r for r in records if r["table"] in experiments.tables()]
     if tables:
         for name, df in (("provenance", provenance_rows(runs)), ("chains", chain_rows(runs))):
             atomic_write_bytes(results_dir / "tables" / f"{name}.csv",
@@ -85,7 +85,7 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
              "All runs: [tables/provenance.csv](tables/provenance.csv), [tables/chains.csv](tables/chains.csv); "
              "the full tidy metrics of each table (one row per run and metric, with the paper's number and the "
              "status or reason) are in `tables/<table>.csv`.", ""]
-    for t in experiments.TABLES:
+    for t in experiments.tables():
         rs = [r for r in runs if r["table"] == t]
         registry = experiments.resolve(t, "paper")
         lines += [f"## {t}", "", f"Full metrics: [tables/{t}.csv](tables/{t}.csv)."]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..evaluation.classifier import CLASS_GROUPS
+from ..data.registry import CLASS_GROUPS
 from .tables import count
 
 COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains", "footwear: start → half → end (± SE)",

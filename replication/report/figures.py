@@ -11,8 +11,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..data.registry import CLASS_GROUPS
 from ..evaluation import chain_stats
-from ..evaluation.classifier import CLASS_GROUPS
 from ..runs import experiments, paper
 from .headline import dedup
 from .tables import (chain_statistics, class_shares, class_shares_pm, config_hash, figure_path, load_records, pm,
@@ -153,10 +153,10 @@ def image(path: Path, alt: str, out_dir: Path, min_px: int = DISPLAY_MIN_PX) -> 
 
 
 def same_runs(records: list[dict]) -> dict[str, tuple[str, str]]:
-    """Run -> (experiment, table) of the same run (same config hash) in an earlier table (experiments.TABLES order)."""
+    """Run -> (experiment, table) of the same run (same config hash) in an earlier table (experiments.tables() order)."""
     first: dict[str, tuple[str, str]] = {}
     out = {}
-    for t in experiments.TABLES:
+    for t in experiments.tables():
         for r in dedup([x for x in records if x["table"] == t])[0]:
             if config_hash(r) in first:
                 out[r["run"]] = first[config_hash(r)]

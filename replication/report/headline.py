@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.registry import CLASS_GROUPS, CLASS_NAMES
 from ..evaluation import chain_stats
-from ..evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
+from ..evaluation import metric_names as mn
 from ..runs import experiments, paper
 from ..runs.folders import stage_key
 from ..sampling.integrators import INTEGRATORS
@@ -29,13 +30,13 @@ METRIC_COLUMNS = {
     "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
 }
 # Stated elsewhere (the samples paragraph, the appendix CSV) rather than as columns.
-CONTEXT_METRICS = ("classifier_test_accuracy", "class_coverage (1,000 thinned)", "top_class_share",
-                   "top_class_share (1,000 thinned)")
+CONTEXT_METRICS = (mn.CLASSIFIER_ACCURACY, mn.thinned(mn.CLASS_COVERAGE), mn.TOP_CLASS_SHARE,
+                   mn.thinned(mn.TOP_CLASS_SHARE))
 # In the records and the CSV only: the first/last-10% windows and the window TV that rule 2 replaced, and the
 # chain statistics, which get their own columns (value ± MCSE with the ESS) below.
 CSV_ONLY = ("mean_pixel[first 10% of jumps]", "mean_pixel[last 10% of jumps]",
             "class_shares_tv[first 10% of jumps vs data]", "class_shares_tv[last 10% of jumps vs data]",
-            "class_shares_tv[first vs last 10% of jumps]", "class_shares_tv[20 windows vs whole chain, mean]",
+            "class_shares_tv[first vs last 10% of jumps]", mn.WINDOW_TV,
             *{name for groups in [{}, *CLASS_GROUPS.values()] for name in chain_stats.metric_names(groups)})
 MAX_COLUMNS = 12
 STATS_COLUMNS = 3  # "<group> ± MCSE (ESS); ref.", "S", "verdict"
@@ -234,7 +235,8 @@ def calibration_notes(records: list[dict], table: str) -> list[str]:
             # distinct values at this n (runs scored with different classifier versions); per run: tables/*.csv
             distinct = sorted({float(f"{v:.4g}") for v in gn["value"]})
             vals.append(" / ".join(f"{v:.4g}" for v in distinct) + at)
-        lines.append(f"{name.replace('[calibration: ', ' of ').rstrip(']')}: {', '.join(vals)}")
+        cp = mn.calibration_point(name)  # others (mean_pixel[data: test images]) lose their "]" as they always have
+        lines.append(f"{f'{cp[0]} of {cp[1]}' if cp else name.rstrip(']')}: {', '.join(vals)}")
     for name in CONTEXT_METRICS:
         vals = sorted({float(v) for v in df[(df["metric"] == name) & (df["status"] == "ok")]["value"]})
         if vals:
@@ -281,7 +283,7 @@ def banners(records: list[dict]) -> list[str]:
 WALK_DATASET, WALK_GROUP = "fashion-mnist", "footwear"
 WALK_KEYS = ("chain.scheme", "chain.delta_over_sigma", "chain.gamma", "chain.steps")  # the table's walk columns
 WALK_MIN_JUMPS = 1000  # other tables' chains: at least this many jumps (as the trace figure), with chain statistics
-FD_THINNED = "FD_classifier (1,000 thinned)"
+FD_THINNED = mn.thinned(mn.FD_CLASSIFIER)
 WALK_COLUMNS = ["model (σ, M, param., train)", "run", "integrator", "δ/σ", "γ", "walk steps",
                 f"{WALK_GROUP} ± MCSE (ESS)", "ref.", "S", "FD classifier (1,000 thinned)", "verdict (largest R̂)"]
 
@@ -291,7 +293,7 @@ def walk_records(records: list[dict]) -> list[dict]:
     jumps with chain statistics of the other tables of that dataset; one per config hash."""
     def keep(r: dict) -> bool:
         n = (r.get("chain") or {}).get("n_jumps") or 0
-        return (r["table"] in experiments.TABLES and dataset(r) == WALK_DATASET and n > 0
+        return (r["table"] in experiments.tables() and dataset(r) == WALK_DATASET and n > 0
                 and (r["table"] == WALK_DATASET or (n >= WALK_MIN_JUMPS and chain_statistics(r) is not None)))
     return dedup([r for r in records if keep(r)])[0]
 
@@ -325,7 +327,7 @@ def _integrator(r: dict) -> str:
 def _fd(r: dict) -> str:
     """FD_classifier on 1,000 thinned jumps; else the full chain's, with its n when that is not 1,000."""
     ok = {m.get("metric"): m for m in r.get("metrics") or [] if m.get("status") == "ok" and m.get("value") is not None}
-    m = ok.get(FD_THINNED) or ok.get("FD_classifier")
+    m = ok.get(FD_THINNED) or ok.get(mn.FD_CLASSIFIER)
     if not m:
         return ""
     at_n = "" if m is ok.get(FD_THINNED) or m.get("n") == 1000 else f" (n = {count(m.get('n'))})"

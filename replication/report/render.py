@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import registry
 from ..data.storage import atomic_write_bytes
+from ..evaluation.traces import N_WINDOWS
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
@@ -37,9 +39,7 @@ from .tables import (code_version, config_hash, count, not_run_reason, profile_r
                      to_markdown, write_tables)
 
 REPORT_COMMAND = "python replicate.py --report"
-TABLE_TITLES = {
-    "mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256",
-    "toy": "Toy 2-D Gaussian mixture (beyond the paper)", "fashion-mnist": "Fashion-MNIST (beyond the paper)",
+TABLE_TITLES = {  # tables other than a dataset's own (whose title is its registry entry's heading)
     "fashion-mnist-levers": "Fashion-MNIST levers (beyond the paper)",
     "fashion-mnist-M": "Fashion-MNIST, jump quality against M (beyond the paper)",
     "fashion-mnist-sigma": "Fashion-MNIST, mixing against sigma (beyond the paper)",
@@ -50,7 +50,10 @@ SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": ch
 
 
 def heading(table: str) -> str:
-    return CLAIMS_TITLE if table == "claims" else f"{TABLE_TITLES.get(table, table)} (`--table {table}`)"
+    if table == "claims":
+        return CLAIMS_TITLE
+    own = registry.datasets().get(table)
+    return f"{TABLE_TITLES.get(table) or (own.heading if own else table)} (`--table {table}`)"
 
 
 def anchor(table: str) -> str:
@@ -76,7 +79,7 @@ def _scoreboard_lines(records: list[dict]) -> list[str]:
 
 
 def _scale_gap(records: list[dict]) -> list[str]:
-    runs = [r for r in records if r["table"] in experiments.TABLES]
+    runs = [r for r in records if r["table"] in experiments.tables()]
     if not runs:
         return []
     def span(values):
@@ -97,7 +100,7 @@ def _overview(by_table: dict[str, list[dict]]) -> list[str]:
     profiles = list(experiments.PROFILES) + sorted({r["profile"] for rs in by_table.values() for r in rs}
                                                    - set(experiments.PROFILES))
     rows = []
-    for t in experiments.TABLES:
+    for t in experiments.tables():
         kept = dedup(by_table[t])[0]
         counts = " / ".join(str(sum(r["profile"] == p for r in kept)) for p in profiles)
         rows.append({"table": f"[{t}](#{anchor(t)})", "experiments": len(experiments.resolve(t, "paper")),
@@ -169,7 +172,7 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
            "exact score." if claim_record(records, "integrators") else "")
     return [f"{WALK_GROUP.capitalize()} share of the jumps against the walk and the model, one row per recorded chain, "
             f"computed from its record: every chain of `--table {WALK_DATASET}` and the chains of at least "
-            f"{WALK_MIN_JUMPS:,} jumps with chain statistics of the other {TABLE_TITLES[WALK_DATASET].split(' (')[0]} "
+            f"{WALK_MIN_JUMPS:,} jumps with chain statistics of the other {registry.get(WALK_DATASET).title} "
             "tables (one per config hash); grouped by model, then integrator (aboba: the paper's), δ/σ, γ and walk "
             "steps. `ref.` = the model's one-step jumps; `+ MH` = Metropolis-adjusted (accept rate); `(histogram)` = "
             "no per-jump trace, no error." + toy,
@@ -255,7 +258,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
     when they exist.
     """
     records = sorted(records, key=record_sort_key)
-    by_table = {t: [r for r in records if r["table"] == t] for t in experiments.TABLES}
+    by_table = {t: [r for r in records if r["table"] == t] for t in experiments.tables()}
     appendix = _link(results_dir / "APPENDIX.md", out_dir)
     lines = [
         "# Multimeasurement Generative Models (ICLR 2022): replication report", "",
@@ -275,12 +278,12 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         "footwear↔clothing switches (≥: on the 1,000 committed thinned jumps, a lower bound; their shares too); "
         "`verdict` = rule 2, largest split-R̂; `paper` = the paper's number, "
         "beside the reproduced one. Samples: a grid of jumps spread over the chain, its last 20 consecutive jumps "
-        "and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in 20 windows along the "
+        f"and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in {N_WINDOWS} windows along the "
         f"chain; shown here for one run per profile of a table, its longest chain of at least "
         f"{FEATURED_MIN_STEPS:,} walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); every other run's samples are in the "
         "appendix, under its table.", ""]
     same = same_runs(records)
-    for t in experiments.TABLES:
+    for t in experiments.tables():
         runs = {r["run"] for r in by_table[t]}
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
         lines += _table_section(t, by_table[t], results_dir, out_dir,
@@ -288,7 +291,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
                                 _walk_lines(records, results_dir) if t == WALK_DATASET else [],
                                 _clmc_lines(records) if t == CLMC_TABLE else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
-    other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
+    other = sorted({r["run"] for r in records if r["table"] not in experiments.tables() + ("claims",)})
     if other:
         lines += ["## Records of unknown tables", ""] + [f"- `{run}`" for run in other] + [""]
     lines += [f"Code versions of the runs (runs per version): {_versions(records)}.", ""]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..evaluation import metric_names as mn
 from ..runs.provenance import git
 from .headline import CSV_ONLY
 from .tables import chain_statistics, class_shares, count, ess_text, figure_path, pm, profile_note, top_class
@@ -31,15 +32,15 @@ def _rel(path: Path, repo: Path) -> str:
 def _verdict(r: dict, metrics: dict[str, dict]) -> str:
     """A verdict in words from the record's metrics and their calibration points."""
     words = []
-    fd = metrics.get("FD_classifier")
-    cal = {k.split(": ", 1)[-1].rstrip("]"): m["value"] for k, m in metrics.items() if k.startswith("FD_classifier[")}
-    if fd and {"real train images", "3x3 box-blurred real", "uniform noise"} <= set(cal):
+    fd = metrics.get(mn.FD_CLASSIFIER)
+    cal = {cp[1]: m["value"] for k, m in metrics.items() if (cp := mn.calibration_point(k)) and cp[0] == mn.FD_CLASSIFIER}
+    if fd and {mn.REAL, mn.BLURRED, mn.NOISE} <= set(cal):
         v = fd["value"]
-        if v <= 2 * cal["real train images"]:
+        if v <= 2 * cal[mn.REAL]:
             words.append("the jumps are as close to real images as real images are (classifier features)")
-        elif v <= cal["3x3 box-blurred real"]:
+        elif v <= cal[mn.BLURRED]:
             words.append("the jumps lie between real and 3x3-blurred real images (classifier features)")
-        elif v < cal["uniform noise"]:
+        elif v < cal[mn.NOISE]:
             words.append("the jumps are further from real images than blurred real images, but closer than uniform "
                          "noise (classifier features)")
         else:
@@ -54,7 +55,7 @@ def _verdict(r: dict, metrics: dict[str, dict]) -> str:
             words.append(f"they over-represent {name} ({100 * share:.0f}% of jumps; real data: {100 / len(shares):.0f}%)")
         else:
             words.append(f"they spread over the classes (largest: {name}, {100 * share:.0f}%)")
-    ed, floor = metrics.get("energy_distance"), metrics.get("energy_distance[calibration: exact vs exact]")
+    ed, floor = metrics.get(mn.ENERGY_DISTANCE), metrics.get(mn.calibration(mn.ENERGY_DISTANCE, mn.EXACT))
     if ed and floor:
         ratio = ed["value"] / max(floor["value"], 1e-12)
         words.append(f"energy distance to the true mixture is {ratio:.1f}x the exact-vs-exact floor"
@@ -85,7 +86,7 @@ def stats_lines(r: dict, metrics: dict[str, dict]) -> list[str]:
         lines.append(f"     {g} {_pm(m)} (ESS {ess_text(m.get('ess'))})   reference " + (_pm(ref, "se") if ref else "—"))
     if not st["reference"]:
         lines.append(f"     reference not computed: {why}")
-    data = metrics.get("mean_pixel[data: test images]")
+    data = metrics.get(mn.MEAN_PIXEL_DATA)
     if mp:
         lines.append(f"     mean pixel {_pm(mp)} (ESS {ess_text(mp.get('ess'))})" + (f"   data {data['value']:.4g}" if data else ""))
     rhats = ", ".join(f"{name} {'—' if m.get('rhat') is None else format(m['rhat'], '.3f')}"
@@ -113,12 +114,12 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
         lines += [f"== {r['experiment']} [{r['profile']}] sigma={model.get('sigma')} M={model.get('M')}: "
                   f"{count(t.get('n_params'))} parameters, {t.get('steps', 0):,} training steps, "
                   f"{c.get('steps', 0):,} walk steps -> {c.get('n_jumps', 0):,} jumps"]
-        order = ["FID", "FD_classifier", "class_coverage", "denoise_mse", "energy_distance"]
+        order = ["FID", mn.FD_CLASSIFIER, mn.CLASS_COVERAGE, "denoise_mse", mn.ENERGY_DISTANCE]
         for name, m in sorted(ok.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
             if m.get("calibration") or name in CONTEXT or name in CSV_ONLY:
                 continue
-            cal = [f"{k.split(': ', 1)[-1].rstrip(']')} {v['value']:.4g}" for k, v in ok.items()
-                   if k.startswith(name + "[") and v.get("calibration")]
+            cal = [f"{cp[1]} {v['value']:.4g}" for k, v in ok.items()
+                   if (cp := mn.calibration_point(k)) and cp[0] == name and v.get("calibration")]
             at = f" at n = {m['n']:,}" if isinstance(m.get("n"), int) else ""
             if m.get("mcse") is not None:  # a chain window: its Monte Carlo error and effective sample size
                 at = f" +- {m['mcse']:.2g}{at}, about {m['ess']:,.0f} effective"
@@ -143,7 +144,7 @@ def _scalars(r: dict) -> dict[str, float]:
     """The numbers the summary prints for one run, by name (for the spread over chain seeds)."""
     ok = {m["metric"]: m for m in r.get("metrics") or [] if m.get("status") == "ok" and m.get("value") is not None}
     out = {}
-    for name in ("FD_classifier (1,000 thinned)", "FD_classifier", "class_coverage", "top_class_share"):
+    for name in (mn.thinned(mn.FD_CLASSIFIER), mn.FD_CLASSIFIER, mn.CLASS_COVERAGE, mn.TOP_CLASS_SHARE):
         if name in ok:
             out[name] = ok[name]["value"]
     st = chain_statistics(r)
@@ -193,8 +194,8 @@ def _without_seed(config: dict) -> str:
     return json.dumps(c, sort_keys=True)
 
 
-SEED_SPREAD = ("footwear share", "S (footwear<->clothing switches)", "FD_classifier (1,000 thinned)", "FD_classifier",
-               "top_class_share")
+SEED_SPREAD = ("footwear share", "S (footwear<->clothing switches)", mn.thinned(mn.FD_CLASSIFIER), mn.FD_CLASSIFIER,
+               mn.TOP_CLASS_SHARE)
 
 
 def recorded_spread_line(run: str, results: Path, records: Path, repo: Path) -> list[str]:
@@ -216,7 +217,7 @@ def recorded_spread_line(run: str, results: Path, records: Path, repo: Path) -> 
     parts = []
     for name in SEED_SPREAD:
         xs = [v[name] for v in values if name in v]
-        if len(xs) == len(values) and not (name == "FD_classifier" and any(SEED_SPREAD[2] in v for v in values)):
+        if len(xs) == len(values) and not (name == mn.FD_CLASSIFIER and any(SEED_SPREAD[2] in v for v in values)):
             parts.append(f"{name} {min(xs):.3g}–{max(xs):.3g}")
     return [f"Note: one chain of this length is a noisy sample: over {len(seeds)} recorded chain seeds of this config "
             f"({_rel(records, repo)}), {'; '.join(parts)}. The same spread separates machines (other CPUs "

@@ -30,13 +30,12 @@ import numpy as np
 import pandas as pd
 from tabulate import DataRow, TableFormat, tabulate
 
+from ..data.registry import CLASS_GROUPS, CLASS_NAMES, gpu_data
 from ..data.storage import atomic_write_bytes
 from ..evaluation import chain_stats
-from ..evaluation.classifier import CLASS_GROUPS, CLASS_NAMES
 from ..runs import experiments, paper
 
 PAPER_FID_MODES = (None, "legacy_tensorflow")  # the paper's FID is compared in legacy-TF mode only
-DATA_NEEDS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "ffhq256": "FFHQ-256", "fashion-mnist": "Fashion-MNIST"}
 COLUMNS = [  # results_table: the full tidy table, one row per (run, metric); written as CSV, not shown in REPORT.md
     "experiment", "sigma", "M", "chain steps", "samples", "metric", "mode", "n", "reference", "reproduced",
     "paper", "difference", "profile", "hardware", "wall time (train+chain)", "code version",
@@ -71,13 +70,13 @@ def profile_note(profile: Any) -> str | None:
 
 
 @functools.cache
-def _registry_order() -> dict[str, int]:
-    ids = [e.id for t in experiments.TABLES for e in experiments.resolve(t, "paper")]
+def _registry_order(tables: tuple[str, ...]) -> dict[str, int]:
+    ids = [e.id for t in tables for e in experiments.resolve(t, "paper")]
     return {id_: i for i, id_ in enumerate(ids)}
 
 
 def record_sort_key(r: dict) -> tuple:
-    order = _registry_order()
+    order = _registry_order(experiments.tables())
     return (order.get(r["experiment"], len(order)), r["experiment"], profile_rank(r["profile"]), r["run"])
 
 
@@ -312,7 +311,7 @@ def not_run_reason(e: experiments.Experiment) -> str:
     """Why an experiment has no result, and the command that produces one."""
     if not e.implemented:
         return "not implemented yet" + (f" ({e.notes})" if e.notes else "")
-    data = DATA_NEEDS.get(e.table)
+    data = gpu_data(e.table)
     if e.table in experiments.CPU_TABLES:
         return f"run `python replicate.py --table {e.table} --profile quick` (CPU)"
     if data is None:
@@ -335,7 +334,7 @@ def missing_paper_reason(number: paper.PaperNumber, registry: dict) -> str:
         return f"reference row, no matching experiment ({number.source})"
     if not e.implemented:
         return f"not run: {not_run_reason(e)}"
-    return "not run: needs a GPU cluster (paper profile)" if e.table in DATA_NEEDS else "not run (paper profile)"
+    return "not run: needs a GPU cluster (paper profile)" if gpu_data(e.table) else "not run (paper profile)"
 
 
 def results_table(records: pd.DataFrame | list[dict], table: str) -> pd.DataFrame:
@@ -388,9 +387,9 @@ def results_table(records: pd.DataFrame | list[dict], table: str) -> pd.DataFram
 
 def write_tables(records_dir: str | os.PathLike | list[dict],
                  out_dir: str | os.PathLike = "results/tables") -> list[Path]:
-    """`<out_dir>/<table>.csv`: the full tidy results of every table in experiments.TABLES (raw numbers)."""
+    """`<out_dir>/<table>.csv`: the full tidy results of every table in experiments.tables() (raw numbers)."""
     df, out_dir, written = load_records(records_dir), Path(out_dir), []
-    for table in experiments.TABLES:
+    for table in experiments.tables():
         csv = results_table(df, table).to_csv(index=False, float_format="%.6g", lineterminator="\n")
         atomic_write_bytes(out_dir / f"{table}.csv", csv.encode())
         written.append(out_dir / f"{table}.csv")

@@ -21,6 +21,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 
+from ..data import registry
 from ..errors import UsageError
 from ..sampling.integrators import INTEGRATORS, Walk
 
@@ -97,7 +98,7 @@ class ScoreSpec:
 class Experiment:
     id: str
     table: str
-    dataset: str  # data.DATASETS or "toy:<mixture name>"
+    dataset: str  # a registered dataset (data/registry.py) or "toy:<mixture name>"
     model: ModelSpec
     train: TrainSpec
     chain: ChainSpec
@@ -109,7 +110,7 @@ class Experiment:
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        return DATA_SHAPES[self.dataset.split(":")[0]]
+        return registry.get(self.dataset).shape
 
     @property
     def delta(self) -> float:
@@ -163,9 +164,6 @@ class Experiment:
 
 _ADDED_LATER = (("train", "precision", "fp32"), ("train", "init_from", ""), ("chain", "sampler", "walk_jump"), ("chain", "clmc_inner_steps", 4),
                 ("chain", "clmc_inner_delta_over_sigma", 0.5), ("chain", "clmc_inner_gamma", 2.0))
-
-DATA_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
-               "ffhq256": (3, 256, 256), "toy": (2,)}
 
 _PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [docs/deviations.md §2.1, U?]",
                         "whether delta and gamma were re-tuned for the 1M-step run [docs/deviations.md §2.1, U?]")
@@ -311,20 +309,45 @@ def _lever_experiments() -> list[Experiment]:
     return out
 
 
+def _dataset_experiments() -> list[Experiment]:
+    """One experiment per registered dataset that declares its own table (data/registry.py `Dataset.table`): the
+    table is named after the dataset, its settings are the spec defaults with the entry's values."""
+    out = []
+    for d in registry.datasets().values():
+        if d.table is None or d.name in TABLES:
+            continue
+        spec = {s: dict(d.table.get(s, {})) for s in ("model", "train", "chain", "score")}
+        spec["score"] = {k: tuple(v) if k == "fid_modes" else v for k, v in spec["score"].items()}
+        try:
+            model = ModelSpec(**spec["model"])
+            out.append(Experiment(f"{d.name}-{model.scheme}-{model.sigma:g}x{model.M}", d.name, d.name, model,
+                                  TrainSpec(**spec["train"]), ChainSpec(**spec["chain"]), ScoreSpec(**spec["score"]),
+                                  notes=d.notes))
+        except TypeError as err:  # a setting the specs do not have
+            raise UsageError(f"dataset {d.name}: its table (Dataset.table) names a setting the specs do not have: "
+                             f"{err}") from None
+    return out
+
+
 TABLES = ("mnist", "cifar10", "ffhq256", "toy", "fashion-mnist", "fashion-mnist-levers", "fashion-mnist-M",
           "fashion-mnist-sigma", "fashion-mnist-clmc")
 CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc")  # designed for --profile quick
 
 
+def tables() -> tuple[str, ...]:
+    """Every table: TABLES, then the tables the registered datasets declare themselves (`_dataset_experiments`)."""
+    return TABLES + tuple(e.table for e in _dataset_experiments())
+
+
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:
     """The experiments of `table` under `profile`, with `section.key=value` overrides applied and validated."""
-    if table not in TABLES:
-        raise UsageError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
+    if table not in tables():
+        raise UsageError(f"unknown table {table!r}; known tables: {', '.join(tables())}")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
-           if e.table == table]
+           + _dataset_experiments() if e.table == table]
     for e in out:
         validate(e)
     return out
@@ -389,6 +412,9 @@ def validate(e: Experiment) -> None:
                              f"clmc_inner_gamma > 0")
     if c.burn_in < 0 or c.burn_in >= c.steps:
         raise UsageError(f"{e.id}: chain.burn_in must be in [0, chain.steps)")
+    if e.score.classifier and e.image_shape != (1, 28, 28):
+        raise UsageError(f"{e.id}: score.classifier needs 28x28 grayscale images (the suite's classifier); {e.dataset} "
+                         f"has shape {e.image_shape}: set --set score.classifier=false")
 
 
 def from_dict(d: dict) -> Experiment:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..data import registry
 from ..data.storage import atomic_write_json, read_json
 from ..errors import UsageError
 from .experiments import Experiment
@@ -106,7 +107,7 @@ def publish(e: Experiment, key: str, train_dir: Path, data_root: str | None) -> 
 
 
 def classifier_name(dataset: str) -> str:
-    return f"classifier-{dataset}.pt"
+    return registry.get(dataset).classifier_file
 
 
 def adopt_classifier(dataset: str, dest: Path) -> Path | None:
