@@ -20,6 +20,8 @@ MEAN_PIXEL_DATA = "mean_pixel[data: test images]"
 WINDOW_TV = f"class_shares_tv[{N_WINDOWS} windows vs whole chain, mean]"  # the trace (evaluation/traces.py)
 ENERGY_DISTANCE = "energy_distance"
 DENOISE_MSE = "denoise_mse"  # one-step jumps of noised held-out images
+CLMC_SETTLE_STEP = "clmc_inner_settle_step"  # CLMC's inner walks, per level (`at_level`)
+CLMC_INNER_R = "clmc_inner_r"
 
 # Calibration points of FD_classifier (at the samples' n) and of the toy's energy distance.
 REAL, BLURRED, NOISE = "real train images", "3x3 box-blurred real", "uniform noise"
@@ -43,3 +45,8 @@ def calibration_point(name: str) -> tuple[str, str] | None:
     """(metric, point) of a calibration point's name (`calibration`); None for any other name."""
     metric, sep, rest = name.partition(_CALIBRATION)
     return (metric, rest[:-1]) if sep and rest.endswith("]") else None
+
+
+def at_level(name: str, m: int, detail: str = "") -> str:
+    """The name of `name` at level m of a ybar-levels model or a CLMC chain, e.g. "denoise_mse[m=4]"."""
+    return f"{name}[m={m}{', ' + detail if detail else ''}]"

@@ -282,7 +282,7 @@ def _level_metrics(jumps: tuple) -> list[dict]:
     with torch.inference_mode():
         for m in _levels(scheme.M):
             x_hat = torch.cat([scheme.denoise(y[i : i + 100, :m].mean(1), m) for i in range(0, len(x), 100)])
-            out.append(_metric(f"denoise_mse[m={m}]", ((x_hat - x) ** 2).flatten(1).sum(1).mean().item(), n=len(x),
+            out.append(_metric(mn.at_level(mn.DENOISE_MSE, m), ((x_hat - x) ** 2).flatten(1).sum(1).mean().item(), n=len(x),
                                reference=f"{len(x)} noisy test images, level sigma/sqrt(m) = {scheme.sigma / math.sqrt(m):.3g}"))
     return out
 
@@ -304,9 +304,9 @@ def _inner_walk_metrics(e: Experiment, jumps: tuple) -> list[dict]:
     ref = f"{n} noised test images as y_1, {steps} inner steps per level (K = {e.chain.clmc_inner_steps} in the chain)"
     out = []
     for m, st in settling_steps(trace).items():
-        out += [_metric(f"clmc_inner_settle_step[m={m}]", st["settle_step"], n=n, reference=ref),
-                _metric(f"clmc_inner_r[m={m}, first step]", st["r_first"], n=n, reference=ref),
-                _metric(f"clmc_inner_r[m={m}, settled]", st["r_inf"], n=n, reference=ref)]
+        out += [_metric(mn.at_level(mn.CLMC_SETTLE_STEP, m), st["settle_step"], n=n, reference=ref),
+                _metric(mn.at_level(mn.CLMC_INNER_R, m, "first step"), st["r_first"], n=n, reference=ref),
+                _metric(mn.at_level(mn.CLMC_INNER_R, m, "settled"), st["r_inf"], n=n, reference=ref)]
     return out
 
 

@@ -27,6 +27,7 @@ import torch
 
 from .integrators import Generators, Tensor, Walk, Walker, randn_like
 
+SAMPLERS = ("walk_jump", "clmc")  # chain.sampler: the paper's walk-jump loop (sampling.loop), or CLMC on top of it
 Denoise = Callable[[Tensor, int], Tensor]  # (ybar (N, *S), level m) -> x_hat(ybar; sigma/sqrt(m)) (N, *S)
 
 
