@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from ..evaluation import metric_names as mn
 from ..pipeline.chain import score_evals
 from ..runs import experiments
 from .headline import WALK_DATASET, WALK_GROUP, _fd, dedup, stats_parts
@@ -50,3 +51,28 @@ def clmc_table(records: list[dict]) -> pd.DataFrame:
             count(n_jumps), parts["S"], f"{s['value'] / evals * 1e5:.1f}" if s.get("value") is not None else "",
             f"{parts['share']}; {parts['ref']}" if parts["share"] else "", _fd(r), parts["verdict"]])))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _metric(r: dict, name: str):
+    return next((m["value"] for m in r.get("metrics") or [] if m.get("metric") == name and m.get("status") == "ok"), None)
+
+
+def level_table(records: list[dict]) -> pd.DataFrame:
+    """The ybar-levels model's one-step jump quality at each level m (denoise_mse[m]) beside the fixed-M models of the
+    fashion-mnist-M table at the same sigma_eff = sigma/sqrt(m), one row per profile that recorded them."""
+    own = [r for r in dedup([r for r in records if r["table"] == CLMC_TABLE])[0]
+           if _metric(r, mn.at_level(mn.DENOISE_MSE, 1)) is not None]
+    if not own:
+        return pd.DataFrame()
+    levels = sorted(int(m["metric"].split("=")[1].rstrip("]")) for m in own[0]["metrics"]
+                    if m.get("metric", "").startswith(mn.DENOISE_MSE + "[m="))
+    rows = [{"model": f"ybar-levels, σ 1, M {levels[-1]} ({config_hash(own[0])})",
+             **{f"m = {m}": f"{_metric(own[0], mn.at_level(mn.DENOISE_MSE, m)):.2f}" for m in levels}}]
+    fixed = [r for r in dedup([r for r in records if r["table"] == "fashion-mnist-M"])[0]
+             if _metric(r, mn.DENOISE_MSE) is not None]
+    for profile in sorted({r["profile"] for r in fixed}):
+        by_M = {((r.get("config") or {}).get("model") or {}).get("M"): _metric(r, mn.DENOISE_MSE)
+                for r in fixed if r["profile"] == profile}
+        rows.append({"model": f"fixed M = m (fashion-mnist-M, {profile})",
+                     **{f"m = {m}": f"{by_M[m]:.2f}" if m in by_M else "—" for m in levels}})
+    return pd.DataFrame(rows)

@@ -29,7 +29,7 @@ from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
 from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
                       sample_lines)
-from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_table
+from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_records, clmc_table, level_table
 from .drift import drift_table
 from .figures import link as _link
 from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
@@ -179,17 +179,24 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
             "", to_markdown(df)] + drift_lines
 
 
-def _clmc_lines(records: list[dict]) -> list[str]:
-    """The CLMC sampler beside the plain walk-jump (report/clmc.py), with its caption; [] without a row."""
+def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
+    """The CLMC sampler beside the plain walk-jump (report/clmc.py), with its caption, the denoiser's jump quality per
+    level, and the samples of the table's own chains; [] without a row."""
     df = clmc_table(records)
     if not len(df):
         return []
+    own = [r for r in clmc_records(records) if r["table"] == CLMC_TABLE]
+    samples = ["", "Samples of this table's chains (grid over the chain, its last 20 jumps, class shares in 20 windows):",
+               ""] + [line for r in own for line in sample_lines(r, results_dir, out_dir)] if own else []
     return ["One long chain each, scored alike (docs/statistics.md): the CLMC chains of this table (docs/method.md §6: "
             "the walk moves y_1 at σ, every jump draws y_2..y_M by K-step inner walks and jumps from ȳ_M) beside the "
             "recipe's plain walk-jump chains at σ_eff = 0.5 and 0.25 (BAOAB, δ = σ/4, at least "
             f"{PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' evaluations (a CLMC jump costs "
             "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ score evaluations, the cost-fair "
-            "mixing rate; `ref.` = the row's model's one-step jumps from noised test images.", "", to_markdown(df)]
+            "mixing rate; `ref.` = the row's model's one-step jumps from noised test images.", "", to_markdown(df)] + (
+        ["", "The denoiser behind CLMC at each level: E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images (summed over "
+         "pixels), beside the fixed-M models of `--table fashion-mnist-M` (σ = 1, the same σ_eff).", "",
+         to_markdown(levels)] if len(levels := level_table(records)) else []) + samples
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
@@ -289,7 +296,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         lines += _table_section(t, by_table[t], results_dir, out_dir,
                                 _summary_figures(t, by_table[t], results_dir, figures), aliases,
                                 _walk_lines(records, results_dir) if t == WALK_DATASET else [],
-                                _clmc_lines(records) if t == CLMC_TABLE else [])
+                                _clmc_lines(records, results_dir, out_dir) if t == CLMC_TABLE else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.tables() + ("claims",)})
     if other:
