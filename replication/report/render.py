@@ -42,6 +42,8 @@ TABLE_TITLES = {
     "fashion-mnist-levers": "Fashion-MNIST levers (beyond the paper)",
     "fashion-mnist-M": "Fashion-MNIST, jump quality against M (beyond the paper)",
     "fashion-mnist-sigma": "Fashion-MNIST, mixing against sigma (beyond the paper)",
+    "fashion-mnist-schemes": "Fashion-MNIST, MUVB beside the MDAE recipe (beyond the paper)",
+    "toy-schemes": "Toy 2-D Gaussian mixture, MUVB (beyond the paper)",
 }
 CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
 SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}

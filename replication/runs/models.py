@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..core.nets import build_net
-from ..core.schemes import SCHEMES, _Scheme
+from ..core.schemes import MUVB, SCHEMES, _Scheme
+from ..core.vdvae import vae_resnets
 from ..data.storage import load_checked, save_checked
 from ..errors import NotImplementedYet, UsageError
 from .experiments import ModelSpec
@@ -18,11 +19,29 @@ def build_model(spec: ModelSpec, data_shape: tuple[int, ...]) -> _Scheme:
     if spec.scheme not in SCHEMES:
         raise NotImplementedYet(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
                                 f"implemented: {sorted(SCHEMES)}")
+    if spec.scheme == "muvb":
+        return _build_muvb(spec, data_shape)
     ybar = spec.parametrization == "ybar"
     channels = data_shape[0] if ybar else spec.M * data_shape[0]
     net = build_net(spec.net, channels, channels, **{_WIDTH_ARG[spec.net]: spec.width})
     kwargs = {"sigmoid": spec.sigmoid, "parametrization": spec.parametrization} if spec.scheme == "mdae" else {}
     return SCHEMES[spec.scheme](net, spec.sigma, spec.M, data_std=spec.data_std, **kwargs)
+
+
+def _build_muvb(spec: ModelSpec, data_shape: tuple[int, ...]) -> MUVB:
+    """MUVB (docs/method.md §2.4): the VDVAE-style ResNets for 28x28 images, or two MLPs for vector data (toy)."""
+    channels = spec.M * data_shape[0]
+    if spec.net == "vdvae_resnet":
+        if len(data_shape) != 3:
+            raise UsageError(f"model.net=vdvae_resnet needs image data, got shape {data_shape}: use model.net=mlp")
+        encoder, decoder = vae_resnets(channels, spec.zdim, width=spec.width, image_size=data_shape[-1])
+    elif spec.net == "mlp":
+        if len(data_shape) != 1:
+            raise UsageError(f"a MUVB with model.net=mlp needs vector data, got shape {data_shape}: use model.net=vdvae_resnet")
+        encoder, decoder = build_net("mlp", channels, 2 * spec.zdim, hidden=spec.width), build_net("mlp", spec.zdim, channels, hidden=spec.width)
+    else:
+        raise UsageError(f"model.scheme=muvb needs model.net=vdvae_resnet (images) or mlp (vectors), got {spec.net!r}")
+    return MUVB(encoder, decoder, spec.sigma, spec.M, beta=spec.beta, data_std=spec.data_std)
 
 
 def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:
