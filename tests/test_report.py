@@ -307,7 +307,7 @@ def test_empty_records_say_what_is_not_run_and_why(tmp_path):
     out = render.write_report("results/records", "REPORT.md", repo_root=tmp_path, figures=False)
     text = out.read_text()
     assert "- `cifar10-mdae-1x8`: not run — needs CIFAR-10 and a GPU; run `python replicate.py --table cifar10" in text
-    assert "- `mnist-muvb-1x4`: not run — not implemented yet" in text
+    assert "- `mnist-muvb-1x4`: not run — needs MNIST and a GPU" in text and "not implemented" not in text
     assert f"| {_cifar_paper_number().value:g} |" in text
     assert (tmp_path / "results/tables/cifar10.csv").is_file() and (tmp_path / "results/APPENDIX.md").is_file()
     check_front_page(text)

@@ -44,6 +44,17 @@ def _build_muvb(spec: ModelSpec, data_shape: tuple[int, ...]) -> MUVB:
     return MUVB(encoder, decoder, spec.sigma, spec.M, beta=spec.beta, data_std=spec.data_std)
 
 
+def parameter_counts(spec: ModelSpec, data_shape: tuple[int, ...]) -> dict[str, int]:
+    """{"total": n} and, for MUVB, {"encoder": n, "decoder": n}: counted on the meta device (no memory, no init)."""
+    import torch
+
+    with torch.device("meta"):
+        scheme = build_model(spec, data_shape)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    parts = {"encoder": count(scheme.net.encoder), "decoder": count(scheme.net.decoder)} if spec.scheme == "muvb" else {}
+    return {"total": count(scheme), **parts}
+
+
 def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:
     """The trained model file: weights (and EMA weights), the model spec and the train-stage key."""
     save_checked({"state_dict": scheme.state_dict(), "ema_state_dict": ema.state_dict() if ema is not None else None,
