@@ -1,4 +1,4 @@
-"""The MUVB networks: VDVAE-style bottleneck ResNets for the encoder and decoder (docs/official-settings.md §4.1).
+"""The MUVB networks: VDVAE-style bottleneck ResNets for the encoder and decoder (docs/official-settings.md §7).
 
 The official MUVB config builds both halves of its VAE from one block-spec string (a format taken from VDVAE,
 Child 2021). Written here from that description, not copied:

@@ -166,8 +166,8 @@ def _paper_experiments() -> list[Experiment]:
                    TrainSpec(steps=1_875_000, batch_size=32, lr=1e-4, seed=1764),
                    replace(ChainSpec(), delta_over_sigma=1.0), replace(fid, classifier=True),
                    unverified=_PROTOCOL_UNVERIFIED + ("Adam in place of the config's AdaBelief, which the official code does "
-                                                      "not provide [docs/deviations.md §1.4]",),
-                   notes="MUVB (docs/method.md §2.4): the official config, made runnable (docs/deviations.md §1.4)"),
+                                                      "not provide [docs/deviations.md §1.5]",),
+                   notes="MUVB (docs/method.md §2.4): the official config, made runnable (docs/deviations.md §1.5)"),
         Experiment("cifar10-mdae-1x8", "cifar10", "cifar10",
                    ModelSpec("mdae", "u2net", 2, 1.0, 8, sigmoid=True),
                    TrainSpec(steps=195_000, batch_size=256, lr=1e-4, seed=1685, hflip=True),
