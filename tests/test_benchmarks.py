@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import common, cost_model, walk_step
+from benchmarks import common, cost_model, muvb_step, walk_step
 from benchmarks.cases import Case
 from replication.sampling.chains import init_chains
 from replication.sampling.integrators import INTEGRATORS, Walk, Walker, walk
@@ -119,3 +119,11 @@ def test_walk_variants_are_timed_against_the_plain_walk_on_the_same_net():
     assert got == {"baoab": "walk_aboba", "cheng": "walk_aboba", "ghmc_mem": "walk_aboba_mem",
                    "lean": "fwd_inference_mode"}
     assert all(r["ratio_median"] > 0 for r in rows)
+
+
+def test_muvb_step_is_timed_against_the_mdae_step_with_its_backward_share():
+    rows = muvb_step.bench_case("cpu", steps=1, repeats=2)
+    got = {r["variant"]: r for r in rows}
+    assert got["walk_muvb"]["baseline"] == "walk_mdae" and got["walk_muvb"]["ratio_median"] > 0
+    assert 0 < got["backward_share"]["ratio_median"] < 1  # the forward is part of the step, not all of it
+    assert "fmnist-muvb-1x4" in got["walk_muvb"]["muvb"] and "fashion-mnist-mdae-1x4" in got["walk_muvb"]["mdae"]
