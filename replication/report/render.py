@@ -45,6 +45,10 @@ TABLE_TITLES = {
     "fashion-mnist-schemes": "Fashion-MNIST, MUVB beside the MDAE recipe (beyond the paper)",
     "toy-schemes": "Toy 2-D Gaussian mixture, MUVB (beyond the paper)",
 }
+# Rows recorded in another table that a table shows beside its own (same data and training budget, another scheme):
+# table -> (experiment id, label). The MDAE recipe model at M = 4 (fmnist-M4 under cpu is the fashion-mnist table's
+# committed model) with its one-step jump metrics, beside MUVB.
+BESIDE = {"fashion-mnist-schemes": ("fmnist-M4", "MDAE recipe, beside"), "toy-schemes": ("toy-mdae-1x4", "MDAE, beside")}
 CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
 SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}
 
@@ -224,6 +228,17 @@ def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> li
     return lines
 
 
+def _beside(table: str, records: list[dict], own: list[dict]) -> list[dict]:
+    """The BESIDE rows of `table`: records of the named experiment under the profiles the table's own runs have,
+    relabelled (their samples stay with their own table: no figures)."""
+    if table not in BESIDE or not own:
+        return []
+    eid, label = BESIDE[table]
+    profiles = {r["profile"] for r in own}
+    return [{**r, "table": table, "experiment": f"{eid} ({label})", "figures": {}} for r in records
+            if r["experiment"] == eid and r["profile"] in profiles and r["table"] != table]
+
+
 def _versions(records: list[dict]) -> str:
     counts: dict[str, int] = {}
     for r in records:
@@ -269,8 +284,8 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
     for t in experiments.TABLES:
         runs = {r["run"] for r in by_table[t]}
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
-        lines += _table_section(t, by_table[t], results_dir, out_dir,
-                                _summary_figures(t, by_table[t], results_dir, figures), aliases,
+        shown = by_table[t] + _beside(t, records, by_table[t])
+        lines += _table_section(t, shown, results_dir, out_dir, _summary_figures(t, shown, results_dir, figures), aliases,
                                 _walk_lines(records, results_dir) if t == WALK_DATASET else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.TABLES + ("claims",)})
