@@ -193,7 +193,7 @@ def _paper_experiments() -> list[Experiment]:
 
 
 # The narrow MUVB ResNets of the CPU profiles: (base width, zdim) in place of (128, 2048) (docs/deviations.md §4.11).
-MUVB_NARROW, MUVB_CPU_STEPS = {"quick": (8, 32), "cpu": (8, 32), "smoke": (4, 8)}, 3_500
+MUVB_NARROW, MUVB_CPU_STEPS = {"quick": (8, 32), "cpu": (8, 32), "smoke": (4, 8)}, 1_500
 
 
 def _narrow(model: ModelSpec, profile: str, other: ModelSpec) -> ModelSpec:
