@@ -1,4 +1,4 @@
-"""FLOPs of the paper's U2Nets and a GPU-hour cost model for training and for 1M-step chains.
+"""FLOPs of the paper's U2Nets and MUVB ResNets and a GPU-hour cost model for training and for 1M-step chains.
 
 Counts (forward, batch 1) come from torch.utils.flop_counter.FlopCounterMode on the meta device (no
 memory, no compute; convolutions and matmuls only, 2 FLOPs per multiply-add) for the three paper
@@ -39,7 +39,8 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from replication.core.nets import U2Net
-from replication.core.schemes import MDAE
+from replication.core.schemes import MDAE, MUVB
+from replication.core.vdvae import vae_resnets
 from replication.sampling.chains import init_chains
 from replication.runs.experiments import ChainSpec
 from replication.sampling.integrators import Walk, Walker
@@ -62,10 +63,14 @@ SYNC_S = 15e-6  # one device->host sync per walk step (the finiteness check), ea
 CHAIN_STEPS = 1_000_000
 THROUGHPUT_BATCH = 256
 
-CONFIGS = [  # docs/official-settings.md §2: name, width factor, C, H, M, optimizer steps, global batch, GPUs
-    dict(dataset="MNIST", f=1, C=1, H=28, M=16, steps=469_000, batch=128, gpus=1),
-    dict(dataset="CIFAR-10", f=2, C=3, H=32, M=8, steps=195_000, batch=256, gpus=4),
-    dict(dataset="FFHQ-256", f=2, C=3, H=256, M=8, steps=1_090_000, batch=16, gpus=4),
+CONFIGS = [  # docs/official-settings.md §2: name, width factor, C, H, M, optimizer steps, global batch, GPUs, registry id
+    dict(dataset="MNIST", f=1, C=1, H=28, M=16, steps=469_000, batch=128, gpus=1, experiment="mnist-mdae-1x16"),
+    dict(dataset="CIFAR-10", f=2, C=3, H=32, M=8, steps=195_000, batch=256, gpus=4, experiment="cifar10-mdae-1x8"),
+    dict(dataset="FFHQ-256", f=2, C=3, H=256, M=8, steps=1_090_000, batch=16, gpus=4, experiment="ffhq256-mdae-4x8"),
+    # MUVB (docs/method.md §2.4): the VDVAE-style ResNets, width 128, zdim 2048; a step is energy forward + score
+    # backward (a chain step), and training backpropagates through the score (double backprop)
+    dict(dataset="MNIST", scheme="muvb", f=128, C=1, H=28, M=4, zdim=2048, steps=1_875_000, batch=32, gpus=1,
+         experiment="mnist-muvb-1x4"),
 ]
 
 # Aliasing/allocation ops that launch no kernel.
@@ -104,6 +109,28 @@ def u2net_meta(cfg: dict) -> tuple[torch.nn.Module, torch.Tensor]:
     ch = cfg["M"] * cfg["C"]
     with torch.device("meta"):
         return U2Net(ch, ch, cfg["f"]), torch.empty(1, ch, cfg["H"], cfg["H"])
+
+
+def muvb_meta(cfg: dict) -> tuple[MUVB, torch.Tensor]:
+    """The MUVB scheme of `cfg` on the meta device and a batch-1 input y of shape (1, M, C, H, W)."""
+    with torch.device("meta"):
+        enc, dec = vae_resnets(cfg["M"] * cfg["C"], cfg["zdim"], cfg["f"], cfg["H"])
+        scheme = MUVB(enc, dec, 1.0, cfg["M"])
+        return scheme, torch.empty(1, cfg["M"], cfg["C"], cfg["H"], cfg["H"])
+
+
+class _Score(torch.nn.Module):
+    """MUVB's score (forward + backward through the energy, z = mu: no RNG on meta) as a module, for the counters."""
+
+    def __init__(self, scheme: MUVB, train: bool = False):
+        super().__init__()
+        self.scheme, self.train_mode = scheme, train
+        scheme.z_mode = "mean"
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.train_mode:  # the loss's graph: the score with create_graph, then backward into the weights
+            return self.scheme.x_hat(y, create_graph=True)
+        return self.scheme.score(y)
 
 
 def count_flops(net: torch.nn.Module, x: torch.Tensor, backward: bool = False) -> int:
@@ -160,10 +187,16 @@ HOST_MEASURED = float("nan")  # set by main() from host_overhead_per_op(): conte
 
 
 def model(cfg: dict) -> dict:
-    net, x = u2net_meta(cfg)
-    params = sum(p.numel() for p in net.parameters())
-    fwd = count_flops(net, x)
-    fwd_bwd = count_flops(net, x, backward=True)
+    muvb = cfg.get("scheme") == "muvb"
+    if muvb:  # "forward" = one chain step's score (energy forward + backward); fwd_bwd = one training sample
+        scheme, x = muvb_meta(cfg)
+        net, params = _Score(scheme), sum(p.numel() for p in scheme.parameters())
+        fwd, fwd_bwd = count_flops(net, x), count_flops(_Score(scheme, train=True), x, backward=True)
+    else:
+        net, x = u2net_meta(cfg)
+        params = sum(p.numel() for p in net.parameters())
+        fwd = count_flops(net, x)
+        fwd_bwd = count_flops(net, x, backward=True)
     with KernelLog() as log:
         net(x)
     kinds = Counter(name.split(".")[1] for name, _, _ in log.ops)
@@ -178,7 +211,8 @@ def model(cfg: dict) -> dict:
     train_flops = samples * fwd_bwd
     hours = lambda seconds: seconds / 3600  # noqa: E731
     return {
-        "dataset": cfg["dataset"], "net": f"U2Net f={cfg['f']}", "in_out_channels": cfg["M"] * cfg["C"],
+        "experiment": cfg["experiment"], "dataset": cfg["dataset"],
+        "net": f"MUVB ResNets w={cfg['f']} z={cfg['zdim']}" if muvb else f"U2Net f={cfg['f']}", "in_out_channels": cfg["M"] * cfg["C"],
         "resolution": cfg["H"], "M": cfg["M"], "params": params,
         "fwd_gflops": fwd / 1e9, "fwd_bwd_over_fwd": fwd_bwd / fwd,
         "kernels_fwd": len(log.ops), "kernels_walk_extra": len(walk_ops), "host_syncs_per_step": syncs,
@@ -210,7 +244,9 @@ ASSUMPTIONS = [
                        "data loading ignored (Adam: ~10 FLOPs/param/step, < 0.1%)"),
     ("training efficiency", f"{EFF_TRAIN_FP32:.0%} of FP32 peak (strict fp32) or {EFF_TRAIN_TF32:.0%} of TF32 peak "
                             "(TF32 convs: PyTorch 1.9's cuDNN default on Ampere+)"),
-    ("chain", f"{CHAIN_STEPS:,} walk steps, batch 1, one forward per step (MDAE; the jump reuses the step's output)"),
+    ("chain", f"{CHAIN_STEPS:,} walk steps, batch 1, one forward per step (MDAE; the jump reuses the step's output); "
+              "for MUVB one forward and one backward per step, its `fwd_gflops` is that step's and its training "
+              "FLOPs the double-backprop step's (docs/method.md §2.4)"),
     ("chain, compute-bound", f"forward FLOPs / ({EFF_TRAIN_TF32:.0%} of TF32 peak): what batch 1 would cost if it "
                              "were not latency-bound (it is)"),
     ("chain, CUDA graph", f"per kernel max({KERNEL_FLOOR_S * 1e6:.1f} us floor, flops/({EFF_KERNEL_TF32:.0%} TF32 peak), "
@@ -227,9 +263,9 @@ ASSUMPTIONS = [
 
 
 def to_markdown(df: pd.DataFrame, env: dict) -> str:
-    train = df[["dataset", "net", "resolution", "M", "params", "fwd_gflops", "fwd_bwd_over_fwd", "train_steps",
+    train = df[["experiment", "dataset", "net", "resolution", "M", "params", "fwd_gflops", "fwd_bwd_over_fwd", "train_steps",
                 "train_batch", "train_pflops", "train_gpu_h_fp32", "train_gpu_h_tf32", "train_gpus", "train_wall_h_tf32"]]
-    chain = df[["dataset", "kernels_fwd", "kernels_walk_extra", "chain_step_ms_compute_bound", "chain_step_ms_graph",
+    chain = df[["experiment", "kernels_fwd", "kernels_walk_extra", "chain_step_ms_compute_bound", "chain_step_ms_graph",
                 "chain_step_ms_eager", "chain_1M_h_graph", "chain_1M_h_eager", "chain_1M_h_fp32_cuda_cores",
                 f"chain_1M_h_per_chain_at_batch{THROUGHPUT_BATCH}"]]
     fmt = dict(floatfmt=".3g", intfmt=",")

@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         pending = [s for s in STAGES if stage_status(e, s, results) != "done"]
         print(f"{e.id} [{e.profile}] sigma={e.model.sigma} M={e.model.M} chain={e.chain.steps:,} steps -> "
               f"{e.n_samples:,} samples; run folder {run_dir(e, results)}")
+        if args.dry_run:
+            print("\n".join(_plan_lines(e)))
         if not pending:
             print("  all stages done: nothing to do")
             continue
@@ -251,6 +253,32 @@ def run(args: argparse.Namespace) -> int:
         if args.launcher != "slurm" and ran:
             _print_summary(ran, results, report, before)
     return 0
+
+
+COST_MODEL = REPO_ROOT / "results" / "benchmarks" / "cost_model.csv"  # python -m benchmarks.cost_model
+
+
+def _plan_lines(e: experiments.Experiment) -> list[str]:
+    """The dry run's model line (parameters, counted on the meta device) and, at the paper profile, the cost model's
+    GPU-hour estimate for the experiment (results/benchmarks/cost_model.md: modelled for an H100, not measured)."""
+    from .runs.models import parameter_counts
+
+    n = parameter_counts(e.model, e.image_shape)
+    parts = " + ".join(f"{v:,} ({k})" for k, v in n.items() if k != "total")
+    lines = [f"  model   {e.model.scheme} / {e.model.net}: {n['total']:,} parameters" + (f" = {parts}" if parts else "")]
+    if e.profile == "paper":
+        row = None
+        if COST_MODEL.exists():
+            import pandas as pd
+
+            df = pd.read_csv(COST_MODEL)
+            rows = df[df["experiment"] == e.id] if "experiment" in df else df.iloc[0:0]
+            row = rows.iloc[0] if len(rows) else None
+        lines.append("  cost    no cost-model row (python -m benchmarks.cost_model)" if row is None else
+                     f"  cost    training {row['train_gpu_h_tf32']:.2f} GPU-h TF32 ({row['train_gpu_h_fp32']:.2f} strict FP32), "
+                     f"one 1M-step chain {row['chain_1M_h_eager']:.2f} h eager / {row['chain_1M_h_graph']:.2f} h CUDA graph "
+                     "(H100, modelled: results/benchmarks/cost_model.md)")
+    return lines
 
 
 def _print_summary(ran, results: Path, report: Path | None, before) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import clmc_cost, common, cost_model, walk_step
+from benchmarks import clmc_cost, common, cost_model, muvb_step, walk_step
 from benchmarks.cases import Case
 from replication.sampling.chains import init_chains
 from replication.sampling.integrators import INTEGRATORS, Walk, Walker, walk
@@ -130,3 +130,11 @@ def test_clmc_cost_counts_evaluations_per_sample(tmp_path):
     assert by["clmc"]["evals_per_sample"] == 10 + 1 + 15 * (4 + 1)
     df = pd.read_csv(tmp_path / "clmc_cost.csv")
     assert list(df["variant"]) == ["walk_jump", "clmc"] and df["ratio_median"].notna().tolist() == [False, True]
+
+
+def test_muvb_step_is_timed_against_the_mdae_step_with_its_backward_share():
+    rows = muvb_step.bench_case("cpu", steps=1, repeats=2)
+    got = {r["variant"]: r for r in rows}
+    assert got["walk_muvb"]["baseline"] == "walk_mdae" and got["walk_muvb"]["ratio_median"] > 0
+    assert 0 < got["backward_share"]["ratio_median"] < 1  # the forward is part of the step, not all of it
+    assert "fmnist-muvb-1x4" in got["walk_muvb"]["muvb"] and "fashion-mnist-mdae-1x4" in got["walk_muvb"]["mdae"]

@@ -57,6 +57,10 @@ CASES = {
     "image_clmc": ("fashion-mnist-clmc", {"chain.steps": "200", "chain.ckpt_every": "50", "chain.jump_every": "10",
                                           "score.classifier": "false", "chain.clmc_inner_steps": "2",
                                           "chain.scheme": "baoab"}),
+    # MUVB (docs/method.md §2.4): a stochastic score (z redrawn from the chain's generators at every evaluation) under
+    # BAOAB, whose carried score the checkpoint saves: without it a resume would draw one z too many
+    "toy_muvb": ("toy-schemes", {"chain.steps": "600", "chain.ckpt_every": "50", "chain.jump_every": "10",
+                                 "chain.scheme": "baoab"}),
     # long enough to be killed and timed out mid-run: about 3 s on one thread of a 2026 CPU (2,000 steps took 0.2 s,
     # so a kill after the last threshold could land after the chain had finished)
     "toy_long": ("toy", {"chain.steps": "30000", "chain.ckpt_every": "1500", "chain.jump_every": "10"}),
@@ -189,7 +193,7 @@ def test_compiled_walk_resumes_bit_exactly_and_tracks_eager(cases, tmp_path, mon
 
 
 @pytest.mark.parametrize("name, stops", [("toy", (120, 400)), ("image", (50, 120)), ("toy_baoab", (120, 400)),
-                                         ("image_clmc", (50, 120))])
+                                         ("image_clmc", (50, 120)), ("toy_muvb", (120, 400))])
 def test_stop_and_resume_is_identical(cases, tmp_path, capsys, name, stops):
     case = cases(name)
     ckpt = case.e.chain.ckpt_every

@@ -62,8 +62,8 @@ def test_mem_score_is_minus_energy_gradient_and_trains_by_double_backprop():
 
 
 def test_unimplemented_scheme_names_the_implemented_ones():
-    with pytest.raises(NotImplementedError, match="implemented: \\['mdae', 'mem'\\]"):
-        build_model(ModelSpec(scheme="muvb", net="mlp"), (2,))
+    with pytest.raises(NotImplementedError, match="implemented: \\['mdae', 'mem', 'muvb'\\]"):
+        build_model(ModelSpec(scheme="poisson", net="mlp"), (2,))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Parametrization schemes of the M-density score: MDAE and MEM (docs/method.md §2, §4.1).
+"""Parametrization schemes of the M-density score: MDAE, MEM and MUVB (docs/method.md §2, §4.1).
 
 Both wrap a network nu_theta that maps the M noisy copies, stacked measurement-major along the
 channel axis, to M outputs of the same shape. Tensors at this interface are (N, M, *S): S = (C, H, W)
@@ -209,5 +209,103 @@ class MEM(_Scheme):
         return self.x_hat(y, create_graph=True)  # double backprop
 
 
-SCHEMES = {"mdae": MDAE, "mem": MEM}  # scheme name -> class (runs.models.build_model)
+Z_MODES = ("sample", "mean")  # MUVB's z at each energy evaluation: resampled [C], or z = mu (docs/method.md §2.4)
+
+
+class VAENets(nn.Module):
+    """The two networks of MUVB: encoder (M*C channels -> 2*zdim) and decoder (zdim -> M*C channels)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+
+def _normal(like: Tensor, generator) -> Tensor:
+    """N(0, 1) shaped like `like` from one generator, one per row (a chain), or torch's global one (None)."""
+    if generator is None:
+        return torch.randn_like(like)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"got {len(generator)} generators for {like.shape[0]} chains")
+    return torch.stack([torch.randn(like.shape[1:], generator=g, dtype=like.dtype, device=like.device) for g in generator])
+
+
+class MUVB(MEM):
+    """Multimeasurement unnormalized variational Bayes (docs/method.md §2.4, Eq. 12a): a VAE with the known Gaussian
+    noise model whose negative ELBO (log-normalizers dropped) is the energy,
+
+        f(y) = |y - nu(z)|^2 / (2 sigma^2) + beta KL(q(z|y) || N(0, I)),   z = mu(y) + exp(logvar(y)/2) eps,
+
+    with the encoder q(z|y) on y/s (mean and log-variance of z) and the decoder z -> nu(z) in R^{Md}. The score is
+    -grad_y f by autograd, through the encoder too; the jump and the least-squares loss (Eq. 9) are MEM's.
+
+    z_mode "sample" (the official code's, the default): eps ~ N(0, I) is redrawn at every energy evaluation, so the
+    score is stochastic for beta > 0; draws come from `z_generator` (set by the caller: the chain's generators, so
+    a checkpoint carries them; the training step's generator) or torch's global one. z_mode "mean": z = mu, a
+    deterministic energy. beta = 0 is deterministic (z = mu, no KL), as in the official code.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, sigma: float, M: int, beta: float = 1.0,
+                 data_std: float = 0.225, z_mode: str = "sample"):
+        super().__init__(VAENets(encoder, decoder), sigma, M, data_std)
+        if not beta >= 0:
+            raise ValueError(f"MUVB needs beta >= 0, got {beta}")
+        self.beta = float(beta)
+        self.z_mode = z_mode  # validated by the property below
+        self.z_generator = None
+
+    @property
+    def z_mode(self) -> str:
+        return self._z_mode
+
+    @z_mode.setter
+    def z_mode(self, mode: str) -> None:
+        if mode not in Z_MODES:
+            raise ValueError(f"unknown MUVB z mode {mode!r}; known: {', '.join(Z_MODES)}")
+        self._z_mode = mode
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the score is random (z resampled at each evaluation, beta > 0)."""
+        return self.z_mode == "sample" and self.beta > 0
+
+    def encode(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, logvar) of q(z | y), each (N, zdim, ...), from the encoder on y/s (docs/method.md §2.5)."""
+        h = self.net.encoder(_stack_measurements(y / self.s)).to(y.dtype)
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    @staticmethod
+    def kl(mu: Tensor, logvar: Tensor) -> Tensor:
+        """KL(N(mu, diag exp(logvar)) || N(0, I)) per sample, in closed form."""
+        return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+
+    def energy(self, y: Tensor, eps: Tensor | None = None) -> Tensor:
+        """f(y) per sample (docs/method.md Eq. 12a); `eps` fixes the reparametrization noise (tests)."""
+        mu, logvar = self.encode(y)
+        if self.beta == 0:
+            z = mu
+        elif eps is not None:
+            z = mu + (0.5 * logvar).exp() * eps
+        elif self.z_mode == "sample":
+            z = mu + (0.5 * logvar).exp() * _normal(mu, self.z_generator)
+        else:
+            z = mu
+        nu = _unstack_measurements(self.net.decoder(z).to(y.dtype), self.M)
+        f = ((y - nu) ** 2).flatten(1).sum(1) / (2 * self.sigma**2)
+        return f + self.beta * self.kl(mu, logvar) if self.beta > 0 else f
+
+    def loss(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """Eq. 9 on the estimator built from this energy; z is drawn from `generator` when one is given."""
+        saved = self.z_generator
+        if generator is not None:
+            self.z_generator = generator
+        try:
+            return super().loss(x, generator, y)
+        finally:
+            self.z_generator = saved
+
+
+SCHEMES = {"mdae": MDAE, "mem": MEM, "muvb": MUVB}  # scheme name -> class (runs.models.build_model)
 PARAMETRIZATIONS = {"mdae": MDAE, "ybar": MDAE, "ybar-levels": YbarLevels}  # MDAE parametrizations -> class

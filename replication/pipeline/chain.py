@@ -137,12 +137,16 @@ class ChainJob(submitit.helpers.Checkpointable):
         if c.sampler == "clmc":  # the walk moves y_1 alone; each jump draws y_2..y_M (sampling/clmc.py)
             sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, gens, check_every)
             score_fn, jump_fn, walked_M = sampler.score, sampler.jump, 1
+        if e.model.scheme == "muvb":  # z drawn from the chain's own generators, so the checkpoint carries them (§2.4)
+            scheme.z_mode, scheme.z_generator = c.muvb_z, gens
+        carry = None
         if state is None:
             y, v = init_chains(c.n_chains, walked_M, e.image_shape, e.model.sigma, gens, init=c.init, device=device)
             step, n_shards, prev, wall = 0, 0, None, 0.0
         else:
             y, v = ChainState.from_dict(state["chain"]).restore(gens, device)
             step, n_shards, prev, wall = state["chain"]["step"], state["n_shards"], state["prev_jump"], state["wall_s"]
+            carry = _to_device(state.get("carry"), device)  # BAOAB's score at y: a stochastic one is not recomputed
         self._truncate_shards(out, n_shards)
         self._log_attempt(out, step, state_path)
         if self.progress:
@@ -165,6 +169,7 @@ class ChainJob(submitit.helpers.Checkpointable):
                 buffer = []
             cs = ChainState.capture(y, v, step, gens)
             save_checked({"chain": cs.to_dict(), "n_shards": n_shards, "prev_jump": prev, "key": key,
+                          "carry": _to_device(carry, "cpu"),
                           "wall_s": wall + time.perf_counter() - t0, "format": 1},
                          out / "state" / f"step_{step:010d}.pt")
             for old in sorted((out / "state").glob("step_*.pt"))[:-KEEP_STATES]:
@@ -174,12 +179,12 @@ class ChainJob(submitit.helpers.Checkpointable):
         chain = walk_jump(score_fn, jump_fn, y, v, walk=e.walk, steps=c.steps, jump_every=c.jump_every,
                           burn_in=c.burn_in, generator=gens, start_step=step, stop_every=c.ckpt_every,
                           check_every=check_every, autograd=e.model.scheme != "mdae",
-                          energy_fn=getattr(scheme, "energy_and_score", None))
+                          energy_fn=getattr(scheme, "energy_and_score", None), carry=carry)
         counted = (0, 0)  # a Metropolis-adjusted walk's (accepted, proposed) at the previous jump
         try:
             for stop in chain:
                 bar.update(stop.step - step)
-                step, y, v = stop.step, stop.y, stop.v
+                step, y, v, carry = stop.step, stop.y, stop.v, stop.carry
                 if stop.x_hat is not None:
                     x_hat = stop.x_hat.float().cpu()
                     buffer.append(self._diagnostics(x_hat, prev, step, classify, image))
@@ -305,6 +310,15 @@ class ChainJob(submitit.helpers.Checkpointable):
                 return sum(1 for line in f if line.strip())
         except OSError:
             return 0
+
+
+def _to_device(carry, device):
+    """A walk's carry (None, a tensor or a tuple of them) on `device`, detached."""
+    if carry is None:
+        return None
+    if isinstance(carry, torch.Tensor):
+        return carry.detach().to(device)
+    return type(carry)(_to_device(c, device) for c in carry)
 
 
 def _shard_index(path: Path) -> int:

@@ -29,6 +29,8 @@ def one_step_jumps(e: Experiment, model_file: Path, test_x: torch.Tensor, device
     scheme = load_model(model_file, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model).to(device)
     x = to_unit(test_x[:n]).to(device)
     y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))
+    if e.model.scheme == "muvb":  # the chain's z mode; z drawn from a fixed seed too (docs/method.md §2.4)
+        scheme.z_mode, scheme.z_generator = e.chain.muvb_z, torch.Generator(device=device).manual_seed(1)
     with torch.no_grad() if e.model.scheme != "mdae" else torch.inference_mode():  # MEM's jump needs autograd
         x_hat = torch.cat([scheme.jump(y[i : i + 100]).detach() for i in range(0, len(x), 100)])
     return x, y, x_hat, scheme

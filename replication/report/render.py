@@ -44,7 +44,13 @@ TABLE_TITLES = {  # tables other than a dataset's own (whose title is its regist
     "fashion-mnist-M": "Fashion-MNIST, jump quality against M (beyond the paper)",
     "fashion-mnist-sigma": "Fashion-MNIST, mixing against sigma (beyond the paper)",
     "fashion-mnist-clmc": "Fashion-MNIST, a chain of log-concave Markov chains (beyond the paper)",
+    "fashion-mnist-schemes": "MUVB on Fashion-MNIST (beyond the paper)",
+    "toy-schemes": "MUVB on the toy mixture (beyond the paper)",
 }
+# Rows recorded in another table that a table shows beside its own (same data and training budget, another scheme):
+# table -> (experiment id, label). The MDAE recipe model at M = 4 (fmnist-M4 under cpu is the fashion-mnist table's
+# committed model) with its one-step jump metrics, beside MUVB.
+BESIDE = {"fashion-mnist-schemes": ("fmnist-M4", "MDAE recipe, beside"), "toy-schemes": ("toy-mdae-1x4", "MDAE, beside")}
 CLAIMS_TITLE = "The poster's claims on the toy mixture (beyond the paper)"
 SUMMARY_FIGURES = {"loss": loss_curve, "metrics": metric_vs_samples, "chain": chain_diagnostics}
 
@@ -200,12 +206,18 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
-                   aliases: dict[str, str], walk: list[str] = (), side: list[str] = ()) -> list[str]:
+                   aliases: dict[str, str], walk: list[str] = (), seen: set | None = None,
+                   side: list[str] = ()) -> list[str]:
+    """One table's section. A warning banner already shown in an earlier section (`seen`) is shortened to its
+    bold head (the report's byte budget, tests/test_report.py)."""
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
               f"{'runs here: ' + runs_scale(kept) if kept else 'no run recorded here'}.", ""]
-    lines += [b for line in banners(kept) for b in (line, "")]
+    seen = set() if seen is None else seen
+    for line in banners(kept):
+        lines += [line if line not in seen else line.split("** ")[0] + "** As above.", ""]
+        seen.add(line)
     table_df, notes = headline(records, table, aliases, walk=bool(walk))
     if len(table_df):
         lines += [to_markdown(table_df, {"class switch rate": "{:.2f}"}), ""]
@@ -246,6 +258,19 @@ def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> li
         lines += [f"![{p.stem}]({_link(p, out_dir)})" for p in sorted((results_dir / "figures").glob(f"{r['run']}*.png"))]
         lines += [""]
     return lines
+
+
+def _beside(table: str, records: list[dict], own: list[dict]) -> list[dict]:
+    """The BESIDE rows of `table`: records of the named experiment under the profiles the table's own runs have,
+    relabelled, with their training and their one-step jump metrics (denoise_*) only: their chains and samples stay
+    with their own table."""
+    if table not in BESIDE or not own:
+        return []
+    eid, label = BESIDE[table]
+    profiles = {r["profile"] for r in own}
+    return [{**r, "table": table, "experiment": f"{eid} ({label})", "figures": {}, "chain": {"steps": (r.get("chain") or {}).get("steps")},
+             "metrics": [m for m in r.get("metrics") or [] if str(m.get("metric", "")).startswith("denoise")]}
+            for r in records if r["experiment"] == eid and r["profile"] in profiles and r["table"] != table]
 
 
 def _versions(records: list[dict]) -> str:
@@ -289,13 +314,13 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         f"chain; shown here for one run per profile of a table, its longest chain of at least "
         f"{FEATURED_MIN_STEPS:,} walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); every other run's samples are in the "
         "appendix, under its table.", ""]
-    same = same_runs(records)
+    same, seen = same_runs(records), set()
     for t in experiments.tables():
         runs = {r["run"] for r in by_table[t]}
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
-        lines += _table_section(t, by_table[t], results_dir, out_dir,
-                                _summary_figures(t, by_table[t], results_dir, figures), aliases,
-                                _walk_lines(records, results_dir) if t == WALK_DATASET else [],
+        shown = by_table[t] + _beside(t, records, by_table[t])
+        lines += _table_section(t, shown, results_dir, out_dir, _summary_figures(t, shown, results_dir, figures), aliases,
+                                _walk_lines(records, results_dir) if t == WALK_DATASET else [], seen,
                                 _clmc_lines(records, results_dir, out_dir) if t == CLMC_TABLE else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.tables() + ("claims",)})

@@ -31,8 +31,8 @@ PROFILES = ("paper", "cpu", "quick", "smoke")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    scheme: str = "mdae"  # "mdae" | "mem" | "muvb" (listed, not implemented)
-    net: str = "u2net"  # "u2net" | "small_unet" | "mlp"
+    scheme: str = "mdae"  # "mdae" | "mem" | "muvb" (docs/method.md §2.2-2.4)
+    net: str = "u2net"  # "u2net" | "small_unet" | "mlp" | "vdvae_resnet" (MUVB's encoder and decoder)
     width: int = 1  # U2Net width factor f, SmallUNet base width, MLP hidden width
     sigma: float = 1.0
     M: int = 8
@@ -41,6 +41,8 @@ class ModelSpec:
     parametrization: str = "mdae"  # "mdae" (paper) | "ybar" (beyond paper: shared denoiser of the mean, docs/method.md §1.4)
     #                                 | "ybar-levels" (beyond paper: one noise-conditional denoiser of ybar_m at every
     #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §6.2)
+    beta: float = 1.0  # MUVB: weight of the KL term of the energy (docs/method.md Eq. 12a) [C]
+    zdim: int = 2048  # MUVB: latent channels (at 1x1 for images) [C]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ChainSpec:
     clmc_inner_steps: int = 4
     clmc_inner_delta_over_sigma: float = 0.5
     clmc_inner_gamma: float = 2.0
+    muvb_z: str = "sample"  # MUVB's z when sampling: "sample" (redrawn per evaluation [C]) | "mean" (z = mu, deterministic)
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,10 @@ class Experiment:
         return f"{self.id}-{self.profile}-{self.key()[:8]}"
 
 
-_ADDED_LATER = (("train", "precision", "fp32"), ("train", "init_from", ""), ("chain", "sampler", "walk_jump"), ("chain", "clmc_inner_steps", 4),
-                ("chain", "clmc_inner_delta_over_sigma", 0.5), ("chain", "clmc_inner_gamma", 2.0))
+_ADDED_LATER = (("train", "precision", "fp32"), ("train", "init_from", ""), ("model", "beta", 1.0),
+                ("model", "zdim", 2048), ("chain", "muvb_z", "sample"), ("chain", "sampler", "walk_jump"),
+                ("chain", "clmc_inner_steps", 4), ("chain", "clmc_inner_delta_over_sigma", 0.5),
+                ("chain", "clmc_inner_gamma", 2.0))
 
 _PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [docs/deviations.md §2.1, U?]",
                         "whether delta and gamma were re-tuned for the 1M-step run [docs/deviations.md §2.1, U?]")
@@ -176,10 +181,12 @@ def _paper_experiments() -> list[Experiment]:
                    ChainSpec(), replace(fid, classifier=True),
                    unverified=_PROTOCOL_UNVERIFIED + ("training steps derived from 1000 epochs [docs/deviations.md §2.4, D]",)),
         Experiment("mnist-muvb-1x4", "mnist", "mnist",
-                   ModelSpec("muvb", "vdvae_resnet", 1, 1.0, 4),
+                   ModelSpec("muvb", "vdvae_resnet", 128, 1.0, 4, beta=1.0, zdim=2048),
                    TrainSpec(steps=1_875_000, batch_size=32, lr=1e-4, seed=1764),
                    replace(ChainSpec(), delta_over_sigma=1.0), replace(fid, classifier=True),
-                   implemented=False, notes="MUVB (docs/method.md §2.4) is not implemented yet; the official config is not runnable as released"),
+                   unverified=_PROTOCOL_UNVERIFIED + ("Adam in place of the config's AdaBelief, which the official code does "
+                                                      "not provide [docs/deviations.md §1.5]",),
+                   notes="MUVB (docs/method.md §2.4): the official config, made runnable (docs/deviations.md §1.5)"),
         Experiment("cifar10-mdae-1x8", "cifar10", "cifar10",
                    ModelSpec("mdae", "u2net", 2, 1.0, 8, sigmoid=True),
                    TrainSpec(steps=195_000, batch_size=256, lr=1e-4, seed=1685, hflip=True),
@@ -204,9 +211,22 @@ def _paper_experiments() -> list[Experiment]:
     ]
 
 
+# The narrow MUVB ResNets of the CPU profiles: (base width, zdim) in place of (128, 2048) (docs/deviations.md §4.11).
+MUVB_NARROW, MUVB_CPU_STEPS = {"quick": (8, 32), "cpu": (8, 32), "smoke": (4, 8)}, 1_500
+
+
+def _narrow(model: ModelSpec, profile: str, other: ModelSpec) -> ModelSpec:
+    """The profile's model: MUVB ResNets narrowed (MUVB_NARROW), the other nets as `other`."""
+    if model.net == "vdvae_resnet":
+        width, zdim = MUVB_NARROW[profile]
+        return replace(model, width=width, zdim=zdim)
+    return other
+
+
 def _quick(e: Experiment) -> Experiment:
     """CPU-sized: small U-Net (81k parameters at width 16) / MLP, short training, a 20k-step chain (1,000 samples)."""
     model = replace(e.model, net="small_unet", width=16) if e.model.net == "u2net" else replace(e.model, width=128)
+    model = _narrow(e.model, "quick", model)
     toy = e.dataset.startswith("toy:")
     train = replace(e.train, steps=3000 if toy else 1200, batch_size=256 if toy else 64, lr=1e-3, ckpt_every=100,
                     lr_schedule="cosine", warmup_steps=50)
@@ -222,7 +242,8 @@ def _quick(e: Experiment) -> Experiment:
 CPU_RECIPE = {"model": {"sigmoid": True}, "train": {"ema_decay": 0.999, "sample_with_ema": True},
               "chain": {"delta_over_sigma": 0.25, "scheme": "baoab"}}
 # The M and sigma tables measure M and sigma *with the working model*; the levers table keeps each row's own levers.
-CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc")
+CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc",
+                     "fashion-mnist-schemes")
 # The fashion-mnist table's cpu run samples at sigma_eff = sigma / sqrt(M) = 0.5 (M = 4 at sigma = 1) instead of
 # 0.25: one chain crosses between footwear and clothing often enough to be judged (docs/deviations.md §4.10); its
 # id names the M it runs (fashion-mnist-mdae-1x4). The M = 16 model stays the fashion-mnist-M table's M16 row.
@@ -233,7 +254,6 @@ CPU_RECIPE_M = {"fashion-mnist": 4}
 # (docs/deviations.md §4.11).
 CPU_TABLE_TRAIN = {"fashion-mnist-clmc": {"steps": 1200, "precision": "fp32", "lr": 3e-4, "warmup_steps": 100,
                                           "ckpt_every": 200, "init_from": "fashion-mnist-cpu-981c0caa"}}
-
 
 def _with(e: Experiment, recipe: dict) -> Experiment:
     return replace(e, **{section: replace(getattr(e, section), **values) for section, values in recipe.items()})
@@ -247,9 +267,10 @@ def _cpu(e: Experiment) -> Experiment:
     """
     q = _quick(e)
     toy = q.dataset.startswith("toy:")
-    model = replace(q.model, width=32) if q.model.net == "small_unet" else q.model
-    train = replace(q.train, steps=4 * q.train.steps if toy else 15_000, warmup_steps=200, ckpt_every=500,
-                    precision="fp32" if toy else "bf16")
+    model = _narrow(q.model, "cpu", replace(q.model, width=32) if q.model.net == "small_unet" else q.model)
+    muvb = q.model.scheme == "muvb" and not toy  # MUVB: the recipe's wall time, not its steps (docs/deviations.md §4.11)
+    train = replace(q.train, steps=4 * q.train.steps if toy else MUVB_CPU_STEPS if muvb else 15_000, warmup_steps=200,
+                    ckpt_every=500, precision="fp32" if toy or muvb else "bf16")
     chain = replace(q.chain, steps=min(e.chain.steps, 200_000), burn_in=1000, ckpt_every=10_000)
     if e.table == "fashion-mnist-clmc":  # CLMC: 1,000 samples, 87,000 score evaluations; plain: 40,000 (§4.11)
         chain = (replace(chain, steps=min(e.chain.steps, 11_000), jump_every=10) if chain.sampler == "clmc"
@@ -259,12 +280,15 @@ def _cpu(e: Experiment) -> Experiment:
         M = CPU_RECIPE_M[e.table]
         out = replace(out, id=f"{e.dataset}-{e.model.scheme}-{e.model.sigma:g}x{M}", model=replace(out.model, M=M))
     out = _with(out, CPU_RECIPE) if e.table in CPU_RECIPE_TABLES else out
-    return _with(out, {"train": CPU_TABLE_TRAIN[e.table]}) if e.table in CPU_TABLE_TRAIN else out
+    out = _with(out, {"train": CPU_TABLE_TRAIN[e.table]}) if e.table in CPU_TABLE_TRAIN else out
+    # The sigmoid output is an MDAE lever; MUVB's x_hat is y + sigma^2 score (docs/method.md Eq. 12).
+    return replace(out, model=replace(out.model, sigmoid=False)) if out.model.scheme == "muvb" else out
 
 
 def _smoke(e: Experiment) -> Experiment:
     """Seconds: the plumbing only; numbers mean nothing."""
     model = replace(e.model, net="small_unet", width=8) if e.model.net == "u2net" else replace(e.model, width=32)
+    model = _narrow(e.model, "smoke", model)
     train = replace(e.train, steps=30, batch_size=16, lr=1e-3, ckpt_every=10)
     chain = replace(e.chain, steps=400, jump_every=10, ckpt_every=100, burn_in=0)
     return replace(e, model=model, train=train, chain=chain, profile="smoke")
@@ -327,9 +351,21 @@ def _dataset_experiments() -> list[Experiment]:
     return out
 
 
+def _scheme_experiments() -> list[Experiment]:
+    """Beyond the paper: MUVB on Fashion-MNIST (the official MUVB model at paper profile; the narrow ResNets and the
+    CPU recipe under cpu/quick), beside the fashion-mnist table's MDAE recipe; toy-schemes: MUVB on the toy mixture."""
+    muvb, toy = (next(e for e in _paper_experiments() if e.id == i) for i in ("mnist-muvb-1x4", "toy-mdae-1x4"))
+    return [replace(toy, id="toy-muvb-1x4", table="toy-schemes", model=replace(toy.model, scheme="muvb", zdim=8),
+                    notes="beyond the paper: MUVB (docs/method.md §2.4), MLP encoder and decoder, exact metrics"),
+            replace(muvb, id="fmnist-muvb-1x4", table="fashion-mnist-schemes", dataset="fashion-mnist",
+                    train=replace(muvb.train, seed=0), score=replace(muvb.score, denoise=True), unverified=(),
+                    notes="beyond the paper: MUVB (docs/method.md §2.4) on Fashion-MNIST beside the MDAE recipe")]
+
+
 TABLES = ("mnist", "cifar10", "ffhq256", "toy", "fashion-mnist", "fashion-mnist-levers", "fashion-mnist-M",
-          "fashion-mnist-sigma", "fashion-mnist-clmc")
-CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc")  # designed for --profile quick
+          "fashion-mnist-sigma", "fashion-mnist-clmc", "fashion-mnist-schemes", "toy-schemes")
+CPU_TABLES = ("fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-clmc",
+              "fashion-mnist-schemes", "toy-schemes")  # designed for --profile quick
 
 
 def tables() -> tuple[str, ...]:
@@ -345,7 +381,7 @@ def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None
         raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
-           + _dataset_experiments() if e.table == table]
+           + _scheme_experiments() + _dataset_experiments() if e.table == table]
     for e in out:
         validate(e)
     return out

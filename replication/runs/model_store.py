@@ -79,7 +79,7 @@ def heldout_loss(e: Experiment, model_path: Path, data_root: str | None, n: int 
     for name, use_ema in (("raw", False), ("ema", True)):
         scheme = load_model(model_path, e.image_shape, use_ema=use_ema, spec=e.model)
         g = torch.Generator().manual_seed(0)
-        with torch.inference_mode():
+        with torch.inference_mode() if e.model.scheme == "mdae" else torch.no_grad():  # MEM, MUVB: score by autograd
             losses = [scheme.loss(x[i : i + 250], g).item() * len(x[i : i + 250]) for i in range(0, n, 250)]
         out[name] = sum(losses) / n
     return out

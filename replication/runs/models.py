@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..core.nets import build_net
-from ..core.schemes import MDAE, PARAMETRIZATIONS, SCHEMES, _Scheme
+from ..core.schemes import MDAE, MUVB, PARAMETRIZATIONS, SCHEMES, _Scheme
+from ..core.vdvae import vae_resnets
 from ..data.storage import load_checked, save_checked
 from ..errors import NotImplementedYet, UsageError
 from .experiments import ModelSpec
@@ -18,6 +19,8 @@ def build_model(spec: ModelSpec, data_shape: tuple[int, ...]) -> _Scheme:
     if spec.scheme not in SCHEMES:
         raise NotImplementedYet(f"scheme {spec.scheme!r} is listed in the registry but not implemented yet; "
                                 f"implemented: {sorted(SCHEMES)}")
+    if spec.scheme == "muvb":
+        return _build_muvb(spec, data_shape)
     if spec.scheme == "mdae" and spec.parametrization not in PARAMETRIZATIONS:
         raise UsageError(f"unknown model.parametrization {spec.parametrization!r}; known: {', '.join(PARAMETRIZATIONS)}")
     levels = spec.parametrization == "ybar-levels"
@@ -32,6 +35,33 @@ def build_model(spec: ModelSpec, data_shape: tuple[int, ...]) -> _Scheme:
     if levels:
         return PARAMETRIZATIONS["ybar-levels"](net, spec.sigma, spec.M, sigmoid=spec.sigmoid, data_std=spec.data_std)
     return MDAE(net, spec.sigma, spec.M, sigmoid=spec.sigmoid, data_std=spec.data_std, parametrization=spec.parametrization)
+
+
+def _build_muvb(spec: ModelSpec, data_shape: tuple[int, ...]) -> MUVB:
+    """MUVB (docs/method.md §2.4): the VDVAE-style ResNets for 28x28 images, or two MLPs for vector data (toy)."""
+    channels = spec.M * data_shape[0]
+    if spec.net == "vdvae_resnet":
+        if len(data_shape) != 3:
+            raise UsageError(f"model.net=vdvae_resnet needs image data, got shape {data_shape}: use model.net=mlp")
+        encoder, decoder = vae_resnets(channels, spec.zdim, width=spec.width, image_size=data_shape[-1])
+    elif spec.net == "mlp":
+        if len(data_shape) != 1:
+            raise UsageError(f"a MUVB with model.net=mlp needs vector data, got shape {data_shape}: use model.net=vdvae_resnet")
+        encoder, decoder = build_net("mlp", channels, 2 * spec.zdim, hidden=spec.width), build_net("mlp", spec.zdim, channels, hidden=spec.width)
+    else:
+        raise UsageError(f"model.scheme=muvb needs model.net=vdvae_resnet (images) or mlp (vectors), got {spec.net!r}")
+    return MUVB(encoder, decoder, spec.sigma, spec.M, beta=spec.beta, data_std=spec.data_std)
+
+
+def parameter_counts(spec: ModelSpec, data_shape: tuple[int, ...]) -> dict[str, int]:
+    """{"total": n} and, for MUVB, {"encoder": n, "decoder": n}: counted on the meta device (no memory, no init)."""
+    import torch
+
+    with torch.device("meta"):
+        scheme = build_model(spec, data_shape)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    parts = {"encoder": count(scheme.net.encoder), "decoder": count(scheme.net.decoder)} if spec.scheme == "muvb" else {}
+    return {"total": count(scheme), **parts}
 
 
 def save_model(path, scheme: _Scheme, spec_dict: dict, key: str, ema: nn.Module | None = None, meta: dict | None = None) -> None:

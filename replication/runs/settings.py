@@ -61,7 +61,18 @@ def validate(e) -> None:
         raise UsageError(f"{e.id}: chain.delta_over_sigma, chain.gamma and chain.u must be > 0")
     if c.scheme not in INTEGRATORS:
         raise UsageError(f"{e.id}: unknown walk integrator chain.scheme={c.scheme!r}; known: {', '.join(INTEGRATORS)}")
-    if INTEGRATORS[c.scheme].needs_energy and m.scheme != "mem":
+    if m.scheme == "muvb":
+        for bad, fix in ((c.muvb_z not in ("sample", "mean"), f"unknown chain.muvb_z={c.muvb_z!r}; known: sample, mean"),
+                         (m.net not in ("vdvae_resnet", "mlp"), "model.scheme=muvb needs model.net=vdvae_resnet or mlp"),
+                         (m.sigmoid, "model.sigmoid is an MDAE option: set --set model.sigmoid=false"),
+                         (m.beta < 0 or m.zdim < 1, "MUVB needs model.beta >= 0 and model.zdim >= 1")):
+            if bad:
+                raise UsageError(f"{e.id}: {fix}")
+        if INTEGRATORS[c.scheme].needs_energy and c.muvb_z == "sample" and m.beta > 0:
+            raise UsageError(f"{e.id}: chain.scheme={c.scheme} needs a deterministic energy (its Metropolis test), but MUVB "
+                             f"with z resampled at every evaluation has a stochastic one: set --set chain.muvb_z=mean "
+                             f"(z = mu) or another chain.scheme (aboba, baoab)")
+    elif INTEGRATORS[c.scheme].needs_energy and m.scheme != "mem":
         raise UsageError(f"{e.id}: chain.scheme={c.scheme} needs an energy (its Metropolis step), which model.scheme="
                          f"{m.scheme} does not have: set --set model.scheme=mem or another chain.scheme (aboba, baoab)")
     if c.sampler not in SAMPLERS:

@@ -225,19 +225,20 @@ class Walker:
         self.check_every = check_every
         self._carry: tuple[Tensor, object] | None = None  # (a copy of the y returned, the carry for it)
 
-    def carry_for(self, y: Tensor) -> Tensor | None:
-        """The score the walk carries for y (BAOAB: the score at the y it last returned), or None."""
+    def resume_carry(self, y: Tensor, carry) -> None:
+        """Continue from y with a saved carry (a checkpoint's) instead of evaluating it afresh at the next `run`."""
+        self._carry = (y.clone(), carry)
+
+    def carry_for(self, y: Tensor):
+        """The carry kept for y (the y the last `run` returned), or None."""
         saved = self._carry
-        if saved is None or saved[0].shape != y.shape or not torch.equal(saved[0], y):
-            return None
-        return saved[1] if isinstance(saved[1], Tensor) else None
+        return saved[1] if saved is not None and saved[0].shape == y.shape and torch.equal(saved[0], y) else None
 
     def run(self, y: Tensor, v: Tensor, steps: int, start_step: int = 0) -> tuple[Tensor, Tensor]:
         """`steps` steps from (y, v); returns the new (y, v) (inputs are not modified). Raises ChainDiverged with the
         absolute step number start_step + k at which y first turned non-finite. The check runs on the device every
         step and reaches the host every `check_every` steps (use ~100 on GPUs: no host sync in between)."""
-        saved = self._carry
-        carry = saved[1] if saved is not None and saved[0].shape == y.shape and torch.equal(saved[0], y) else None
+        carry = self.carry_for(y)
         y, v = y.clone(), v.clone()
         if carry is None:
             carry = self.integrator.start(self.fn, y)

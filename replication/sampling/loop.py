@@ -30,6 +30,7 @@ class Stop:
     x_hat: Tensor | None
     accepted: int = 0  # Metropolis-adjusted walks (ghmc): accepted / proposed steps of all chains since the start
     proposed: int = 0
+    carry: object = None  # what the integrator hands to its next step at this y (BAOAB: the score), for checkpoints
 
 
 def next_stop(step: int, steps: int, jump_every: int, burn_in: int, stop_every: int | None) -> int:
@@ -51,14 +52,18 @@ def is_jump(step: int, jump_every: int, burn_in: int) -> bool:
 def walk_jump(score_fn: ScoreFn, jump_fn: JumpFn, y: Tensor, v: Tensor, *, walk: Walk, steps: int, jump_every: int,
               generator: Generators, burn_in: int = 0, start_step: int = 0, stop_every: int | None = None,
               check_every: int = 1, autograd: bool = False,
-              energy_fn: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None) -> Iterator[Stop]:
+              energy_fn: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None, carry: object = None) -> Iterator[Stop]:
     """Walk-jump from (y, v) at `start_step` up to walk step `steps`, yielding a `Stop` at each jump / stop / the end.
 
     The walk and the jump run under torch.inference_mode(), or torch.no_grad() when the score needs autograd
     (`autograd=True`: MEM). `energy_fn` (y -> (f, score)) serves the Metropolis-adjusted walks. Raises
-    ChainDiverged at the first step where y, v or a jump turns non-finite.
+    ChainDiverged at the first step where y, v or a jump turns non-finite. `carry` is a checkpoint's `Stop.carry`
+    at (y, v): given, the walk resumes without evaluating it afresh, which a stochastic score (MUVB) needs to
+    resume bit-exactly.
     """
     walker = Walker(score_fn, walk, generator, check_every, energy_fn)
+    if carry is not None:
+        walker.resume_carry(y, carry)
     integrator = walker.integrator
     grad_mode = torch.no_grad if autograd else torch.inference_mode
     step = start_step
@@ -73,4 +78,5 @@ def walk_jump(score_fn: ScoreFn, jump_fn: JumpFn, y: Tensor, v: Tensor, *, walk:
             raise ChainDiverged(target, f"the jump x_hat became non-finite at step {target} (y finite): the model is "
                                         f"broken or y left the region it was trained on")
         step = target
-        yield Stop(step, y, v, x_hat, int(getattr(integrator, "accepted", 0)), getattr(integrator, "proposed", 0))
+        yield Stop(step, y, v, x_hat, int(getattr(integrator, "accepted", 0)), getattr(integrator, "proposed", 0),
+                   walker.carry_for(y))

@@ -167,7 +167,7 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step)
         with _autocast(cfg.precision, x.device):
-            loss = model(x[part], y[part])
+            loss = model(x[part], y[part], g)  # g also draws MUVB's z (docs/method.md §2.4); MDAE and MEM ignore it
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
