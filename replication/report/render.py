@@ -27,16 +27,16 @@ from ..data.storage import atomic_write_bytes
 from ..evaluation.traces import N_WINDOWS
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
-from .figures import (FEATURED_MIN_STEPS, chain_diagnostics, featured, loss_curve, metric_vs_samples, same_runs,
-                      sample_lines)
 from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_records, clmc_table, level_table
 from .drift import drift_table
+from .figures import (FEATURED_MIN_STEPS, SAMPLE_FIGURES, chain_diagnostics, featured, image, loss_curve,
+                      metric_vs_samples, same_runs, sample_lines)
 from .figures import link as _link
 from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
                        not_computed_notes, paper_scale, runs_scale, walk_table)
 from .scoreboard import RULES, claim_record, claim_summary, scoreboard
-from .tables import (code_version, config_hash, count, not_run_reason, profile_rank, read_records, record_sort_key,
-                     to_markdown, write_tables)
+from .tables import (code_version, config_hash, count, figure_path, not_run_reason, profile_rank, read_records,
+                     record_sort_key, to_markdown, write_tables)
 
 REPORT_COMMAND = "python replicate.py --report"
 TABLE_TITLES = {  # tables other than a dataset's own (whose title is its registry entry's heading)
@@ -186,23 +186,20 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
 
 
 def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
-    """The CLMC sampler beside the plain walk-jump (report/clmc.py), with its caption, the denoiser's jump quality per
-    level, and the samples of the table's own chains; [] without a row."""
+    """The CLMC sampler beside the plain walk-jump (report/clmc.py), the denoiser's jump quality per level, and the
+    figures of the table's own chains; [] without a row."""
     df = clmc_table(records)
     if not len(df):
         return []
     own = [r for r in clmc_records(records) if r["table"] == CLMC_TABLE]
-    samples = ["", "Samples of this table's chains (grid over the chain, its last 20 jumps, class shares in 20 windows):",
-               ""] + [line for r in own for line in sample_lines(r, results_dir, out_dir)] if own else []
-    return ["One long chain each, scored alike (docs/statistics.md): the CLMC chains of this table (docs/method.md §6: "
-            "the walk moves y_1 at σ, every jump draws y_2..y_M by K-step inner walks and jumps from ȳ_M) beside the "
-            "recipe's plain walk-jump chains at σ_eff = 0.5 and 0.25 (BAOAB, δ = σ/4, at least "
-            f"{PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' evaluations (a CLMC jump costs "
-            "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ score evaluations, the cost-fair "
-            "mixing rate; `ref.` = the row's model's one-step jumps from noised test images.", "", to_markdown(df)] + (
-        ["", "The denoiser behind CLMC at each level: E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images (summed over "
-         "pixels), beside the fixed-M models of `--table fashion-mnist-M` (σ = 1, the same σ_eff).", "",
-         to_markdown(levels)] if len(levels := level_table(records)) else []) + samples
+    images = [image(figure_path(results_dir, r["figures"][k]), k, out_dir) for r in own for k in SAMPLE_FIGURES
+              if k in (r.get("figures") or {})]
+    return ["Per chain, scored alike (docs/statistics.md): CLMC (docs/method.md §6) beside the recipe's plain walk-jump "
+            f"chains (BAOAB, δ = σ/4, ≥ {PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' (a CLMC jump: "
+            "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations.", "", to_markdown(df)] + (
+        ["", "The denoiser at each level, E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images, beside the fixed-M models "
+         "(`--table fashion-mnist-M`):", "", to_markdown(levels)] if len(levels := level_table(records)) else []) + (
+        ["", "CLMC samples (grid, last 20 jumps, class shares in 20 windows):", "", "<br>".join(images)] if images else [])
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,

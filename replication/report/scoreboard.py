@@ -327,9 +327,8 @@ def claim_summary(r: dict) -> pd.DataFrame | None:
                       "chain_mode_tv", "iid_mode_tv", "energy_distance"]].rename(
             columns={"jumps_per_chain": "jumps", "switches_per_1e4_evals": "switches / 1e4 evals",
                      "chain_mode_tv": "mode TV", "iid_mode_tv": "TV i.i.d.", "energy_distance": "ED"})
-        out.attrs["caption"] = ("Each row: 16 chains of equal score evaluations; mode TV per chain against the same "
-                                "number of i.i.d. exact jumps (TV i.i.d.); ED = energy distance of the pooled jumps to "
-                                "exact jumps. The inner walks' settling per level: table `_inner`.")
+        out.attrs["caption"] = ("16 chains per row, equal score evaluations; TV i.i.d. = i.i.d. exact jumps of the same "
+                                "count; ED = energy distance to exact jumps; inner-walk settling: table `_inner`.")
         return out
     return None
 
