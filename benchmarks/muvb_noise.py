@@ -38,16 +38,7 @@ def linear_gaussian() -> tuple[MUVB, torch.Tensor, torch.Tensor]:
     q, _ = torch.linalg.qr(torch.randn(D, k, generator=g, dtype=torch.float64))
     A = q * torch.tensor([1.5, 0.7], dtype=torch.float64)
     b = torch.randn(D, generator=g, dtype=torch.float64) * 0.3
-    var = 1 / (1 + (A**2).sum(0) / SIGMA**2)
-    enc, dec = torch.nn.Linear(D, 2 * k).double(), torch.nn.Linear(k, D).double()
-    muvb = MUVB(enc, dec, SIGMA, M, beta=1.0)
-    with torch.no_grad():
-        enc.weight.zero_()
-        enc.weight[:k] = muvb.s * var[:, None] * A.T / SIGMA**2
-        enc.bias[:k] = -(var[:, None] * A.T / SIGMA**2) @ b
-        enc.bias[k:] = var.log()
-        dec.weight.copy_(A)
-        dec.bias.copy_(b)
+    muvb = MUVB.linear_gaussian(A, b, SIGMA, M)
     return muvb, A, b
 
 

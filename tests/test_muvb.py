@@ -33,15 +33,7 @@ def linear_gaussian(beta: float = 1.0) -> tuple[MUVB, torch.Tensor, torch.Tensor
     A = q * torch.tensor([1.5, 0.7], dtype=torch.float64)
     b = torch.randn(D, generator=g, dtype=torch.float64) * 0.3
     var = 1 / (1 + (A**2).sum(0) / SIGMA**2)  # diag Sigma
-    enc, dec = torch.nn.Linear(D, 2 * k).double(), torch.nn.Linear(k, D).double()
-    muvb = MUVB(enc, dec, SIGMA, M, beta=beta)
-    with torch.no_grad():  # the encoder sees y / s: mu = Sigma A^T (s (y/s) - b) / sigma^2, logvar = log Sigma
-        enc.weight.zero_()
-        enc.weight[:k] = muvb.s * var[:, None] * A.T / SIGMA**2
-        enc.bias[:k] = -(var[:, None] * A.T / SIGMA**2) @ b
-        enc.bias[k:] = var.log()
-        dec.weight.copy_(A)
-        dec.bias.copy_(b)
+    muvb = MUVB.linear_gaussian(A, b, SIGMA, M, beta=beta)
     return muvb, A, b, var
 
 

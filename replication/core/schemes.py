@@ -296,6 +296,25 @@ class MUVB(MEM):
         f = ((y - nu) ** 2).flatten(1).sum(1) / (2 * self.sigma**2)
         return f + self.beta * self.kl(mu, logvar) if self.beta > 0 else f
 
+    @classmethod
+    def linear_gaussian(cls, A: Tensor, b: Tensor, sigma: float, M: int, beta: float = 1.0) -> "MUVB":
+        """The known-answer case (docs/method.md §2.4): y = A z + b + sigma eps with z ~ N(0, I) (A: (M d, k) with
+        orthogonal columns), the decoder nu(z) = A z + b and the exact posterior N(mu(y), Sigma) as the encoder,
+        Sigma = diag 1 / (1 + |a_j|^2 / sigma^2), mu = Sigma A^T (y - b) / sigma^2 (read from y / s). With beta = 1
+        its expected energy is -log p(y) up to the dropped constant. Linear layers in A's dtype."""
+        D, k = A.shape
+        var = 1 / (1 + (A**2).sum(0) / sigma**2)
+        enc, dec = nn.Linear(D, 2 * k).to(A.dtype), nn.Linear(k, D).to(A.dtype)
+        muvb = cls(enc, dec, sigma, M, beta=beta)
+        with torch.no_grad():
+            enc.weight.zero_()
+            enc.weight[:k] = muvb.s * var[:, None] * A.T / sigma**2
+            enc.bias[:k] = -(var[:, None] * A.T / sigma**2) @ b
+            enc.bias[k:] = var.log()
+            dec.weight.copy_(A)
+            dec.bias.copy_(b)
+        return muvb
+
     def loss(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """Eq. 9 on the estimator built from this energy; z is drawn from `generator` when one is given."""
         saved = self.z_generator
