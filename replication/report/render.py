@@ -192,8 +192,8 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
     if not len(df):
         return []
     own = [r for r in clmc_records(records) if r["table"] == CLMC_TABLE]
-    images = [image(figure_path(results_dir, r["figures"][k]), k, out_dir) for r in own for k in SAMPLE_FIGURES
-              if k in (r.get("figures") or {})]
+    images = [image(figure_path(results_dir, r["figures"][k]), k, out_dir) for r in own[:1] for k in SAMPLE_FIGURES
+              if k in (r.get("figures") or {})]  # the CLMC chain's; the others' are in the appendix
     return ["Per chain, scored alike (docs/statistics.md): CLMC (docs/method.md §6) beside the recipe's plain walk-jump "
             f"chains (BAOAB, δ = σ/4, ≥ {PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' (a CLMC jump: "
             "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations.", "", to_markdown(df)] + (

@@ -115,8 +115,9 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
                   f"{count(t.get('n_params'))} parameters, {t.get('steps', 0):,} training steps, "
                   f"{c.get('steps', 0):,} walk steps -> {c.get('n_jumps', 0):,} jumps"]
         order = ["FID", mn.FD_CLASSIFIER, mn.CLASS_COVERAGE, "denoise_mse", mn.ENERGY_DISTANCE]
+        levels = {k: m for k, m in ok.items() if "[m=" in k}  # per-level metrics (mn.at_level): one line below
         for name, m in sorted(ok.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
-            if m.get("calibration") or name in CONTEXT or name in CSV_ONLY:
+            if m.get("calibration") or name in CONTEXT or name in CSV_ONLY or name in levels:
                 continue
             cal = [f"{cp[1]} {v['value']:.4g}" for k, v in ok.items()
                    if (cp := mn.calibration_point(k)) and cp[0] == name and v.get("calibration")]
@@ -125,6 +126,15 @@ def summarize(runs: list[tuple[str, str, str]], results: Path, repo: Path, repor
                 at = f" +- {m['mcse']:.2g}{at}, about {m['ess']:,.0f} effective"
             ref = f"  ({m['reference']})" if m.get("reference") and not cal and "NOT FID" not in name else ""
             lines.append(f"   {name} {m['value']:.4g}{at}" + (f"  (calibration: {', '.join(cal)})" if cal else ref))
+        per_level = {base: [(k.split("[m=")[1].split("]")[0], m["value"]) for k, m in levels.items() if k.startswith(base + "[m=")]
+                     for base in (mn.DENOISE_MSE, mn.CLMC_SETTLE_STEP)}
+        if per_level[mn.DENOISE_MSE]:
+            lines.append("   denoise_mse per level m: " + ", ".join(f"m={lv} {v:.3g}" for lv, v in
+                                                                   sorted(per_level[mn.DENOISE_MSE], key=lambda p: int(p[0]))))
+        if per_level[mn.CLMC_SETTLE_STEP]:
+            worst = max(per_level[mn.CLMC_SETTLE_STEP], key=lambda p: p[1])
+            lines.append(f"   CLMC inner walks settle within {worst[1]:.0f} steps at worst (level m={worst[0]}; "
+                         f"{mn.CLMC_SETTLE_STEP}[m=...] in the record)")
         missing = sorted({m["metric"] for m in r.get("metrics") or [] if m.get("status") != "ok"} - set(CSV_ONLY))
         for name in missing:
             reason = next((m.get("reason") for m in r["metrics"] if m["metric"] == name and m.get("reason")), "")
