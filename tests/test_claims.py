@@ -42,7 +42,7 @@ def test_outputs_written(quick):
         record = json.loads((out / "records" / f"{name}.json").read_text())
         assert {"run", "table", "experiment", "profile", "config", "seeds", "provenance", "wall_s", "rows"} <= set(record)
         assert record["rows"] and record["provenance"]["git_sha"] and "not paper numbers" in record["scope"]
-        parts = ["", "_samples"] if sweep == "large_m" else [""]
+        parts = {"large_m": ["", "_samples"], "clmc": ["", "_inner"]}.get(sweep, [""])
         assert sum(len(pd.read_csv(out / "tables" / f"{name}{s}.csv")) for s in parts) == len(record["rows"])
         for s in parts:
             assert "not paper numbers" in (out / "tables" / f"{name}{s}.md").read_text()
