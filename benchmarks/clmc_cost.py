@@ -19,11 +19,10 @@ import argparse
 
 import torch
 
-from replication.pipeline.chain import evals_per_jump
+from replication.pipeline.chain import evals_per_jump, sampler_functions
 from replication.runs.experiments import resolve
 from replication.runs.models import build_model
 from replication.sampling.chains import init_chains
-from replication.sampling.clmc import CLMC
 from replication.sampling.loop import walk_jump
 
 from . import common
@@ -37,12 +36,8 @@ def samplers(profile: str, samples: int):
     scheme = build_model(e_walk.model, e_walk.image_shape).eval()
     out = {}
     for name, e in (("walk_jump", e_walk), ("clmc", e_clmc)):
-        c = e.chain
         gen = torch.Generator().manual_seed(0)
-        score, jump, M = scheme.score, scheme.jump, e.model.M
-        if c.sampler == "clmc":
-            s = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, gen)
-            score, jump, M = s.score, s.jump, 1
+        score, jump, M = sampler_functions(scheme, e, gen)
         state = dict(zip(("y", "v"), init_chains(1, M, e.image_shape, e.model.sigma, gen)))
 
         def run(e=e, score=score, jump=jump, state=state, gen=gen):

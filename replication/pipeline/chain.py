@@ -44,8 +44,7 @@ from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import done_record
 from ..runs.models import load_model
 from ..sampling.chains import ChainState, init_chains
-from ..sampling import clmc
-from ..sampling.clmc import CLMC
+from ..sampling.clmc import CLMC, evals_per_jump as clmc_evals_per_jump
 from ..sampling.integrators import ChainDiverged
 from ..sampling.loop import walk_jump
 
@@ -133,10 +132,7 @@ class ChainJob(submitit.helpers.Checkpointable):
         self._remove_temporaries(out)
         gens = [seeding.generator(c.seed, "chain", i, device=device) for i in range(c.n_chains)]
         check_every = 1 if device.type == "cpu" else 100
-        score_fn, jump_fn, walked_M = scheme.score, scheme.jump, e.model.M
-        if c.sampler == "clmc":  # the walk moves y_1 alone; each jump draws y_2..y_M (sampling/clmc.py)
-            sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, gens, check_every)
-            score_fn, jump_fn, walked_M = sampler.score, sampler.jump, 1
+        score_fn, jump_fn, walked_M = sampler_functions(scheme, e, gens, check_every)
         if e.model.scheme == "muvb":  # z drawn from the chain's own generators, so the checkpoint carries them (§2.4)
             scheme.z_mode, scheme.z_generator = c.muvb_z, gens
         carry = None
@@ -340,13 +336,23 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
     return {n: np.concatenate(v) for n, v in parts.items() if v}
 
 
+def sampler_functions(scheme, e: Experiment, generator, check_every: int = 1):
+    """(score, jump, M of the walked state) of experiment e's sampler for the walk-jump loop: the scheme's own, or
+    for chain.sampler = clmc the CLMC sampler's, whose walk moves y_1 alone (sampling/clmc.py)."""
+    c = e.chain
+    if c.sampler != "clmc":
+        return scheme.score, scheme.jump, e.model.M
+    sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, generator, check_every)
+    return sampler.score, sampler.jump, 1
+
+
 def evals_per_jump(e: Experiment) -> int:
     """Score evaluations one jump costs beyond the walk's one per step: the plain jump x_hat(y) one; a CLMC jump
     its inner walks (sampling.clmc.CLMC.evals_per_jump)."""
     c = e.chain
     if c.sampler != "clmc":
         return 1
-    return clmc.evals_per_jump(e.model.M, c.clmc_inner_steps)
+    return clmc_evals_per_jump(e.model.M, c.clmc_inner_steps)
 
 
 def score_evals(e: Experiment, n_jumps: int) -> int:
