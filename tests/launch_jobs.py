@@ -1,4 +1,4 @@
-"""Functions run as jobs by tests/test_launch.py.
+"""Functions run as jobs by tests/test_launch.py, and finished jobs for the ledger's tests.
 
 They live in an importable module because submitit pickles functions by reference (a test
 module's functions would need pytest's import machinery inside the job). The tests put this
@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import sys
 import time
 from pathlib import Path
 
 import submitit
+
+
+def finished_job(folder: str | Path, job_id: str, outcome: tuple[str, object]) -> submitit.LocalJob:
+    """A local job that ended with ``outcome`` (submitit's result pickle: ("success", value) or ("error", traceback)),
+    re-created by submitit from its folder and id as another process sees it (no controller to ask)."""
+    job = submitit.LocalJob(folder, job_id)
+    job.paths.result_pickle.parent.mkdir(parents=True, exist_ok=True)
+    job.paths.result_pickle.write_bytes(pickle.dumps(outcome))
+    return job
 
 
 def add(a: int, b: int) -> int:

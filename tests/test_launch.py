@@ -1,7 +1,7 @@
 """replication.pipeline: cluster profiles, executors for every launcher, the job ledger, code snapshots.
 
 Tiers:
-  default        profiles, inline/debug executors, ledger, snapshots (about a second)
+  default        profiles, the debug executor, ledger, squeue watcher, snapshots (about a second)
   slow           LocalExecutor subprocess jobs, including a real timeout -> checkpoint -> requeue
   slurm          a real SLURM (``slurm/local-cluster.sh start``); skipped unless ``scontrol ping``
                  answers. The requeue test waits for SLURM to restart the job (about cred_expire,
@@ -21,7 +21,8 @@ from pathlib import Path
 import launch_jobs
 import pytest
 
-from replication.pipeline import clusters, executors, ledger, processes, snapshots
+from replication.pipeline import clusters, executors, ledger, processes, slurm_jobs, snapshots
+from replication.errors import RunStateError
 from replication.pipeline.clusters import Resources
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -53,7 +54,7 @@ def test_local_profile_drives_the_sbatch_script(tmp_path):
                      "--gpus-per-node=0", "--job-name=probe"):
             assert f"#SBATCH {flag}" in text, flag
         assert "--account" not in text and "--qos" not in text  # the profile sets neither
-        assert ex._executor.max_num_timeout == 3
+        assert ex.max_num_timeout == 3
     r = clusters.resolve_resources(Resources(cpus_per_task=4), clusters.load_cluster_profile("local"))
     assert (r["cpus_per_task"], r["mem_gb"], r["timeout_min"], r["gpus_per_node"]) == (4, 1, 10, 0)
 
@@ -65,7 +66,7 @@ def test_bad_profile_and_launcher(tmp_path):
     bad.write_text('partition = "x"\npartitoin = "typo"\n')
     with pytest.raises(ValueError, match="partitoin"):
         clusters.load_cluster_profile(bad)
-    with pytest.raises(ValueError, match="inline, debug, local, slurm"):
+    with pytest.raises(ValueError, match="debug, local, slurm"):
         executors.make_executor("kubernetes", tmp_path, Resources())
 
 
@@ -84,47 +85,47 @@ def test_resources_merge():
 # In-process launchers and the ledger.
 
 
-def test_inline_executor_and_ledger(tmp_path):
-    ex = executors.make_executor("inline", tmp_path / "jobs", Resources())
-    ok = ex.submit(launch_jobs.add, 2, 3)
-    assert ok.done() and ok.result() == 5 and ok.job_id.startswith("inline-")
-    bad = ex.submit(launch_jobs.fail, "boom")
-    with pytest.raises(RuntimeError, match="boom"):
-        bad.result()
-    ledger.record_job(tmp_path, "train", ok)
-    ledger.record_job(tmp_path, "score", bad)
-    states = ledger.job_states(tmp_path)
-    assert states["train"].state == "done" and states["train"].launcher == "inline"
-    assert states["score"].state == "failed" and "boom" in states["score"].detail
-    assert ledger.active_job(tmp_path, "train") is None
-    assert [
-        json.loads(line)["stage"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()
-    ] == [
-        "train",
-        "score",
-    ]
-    assert [j.result() for j in ex.map_array(launch_jobs.add, [1, 2], [10, 20])] == [11, 22]
-
-
-def test_debug_executor(tmp_path):
+def test_debug_executor_and_ledger(tmp_path):
     ex = executors.make_executor("debug", tmp_path / "jobs", Resources(timeout_min=5))
-    assert ex.cluster == "debug"
+    assert ex.name() == "debug"
     job = ex.submit(launch_jobs.add, 4, 5)
     ledger.record_job(tmp_path, "chain", job)
     assert ledger.job_states(tmp_path)["chain"].state == "unknown"  # lazy: nothing ran yet
     assert job.result() == 9
-    assert ledger.job_states(tmp_path)["chain"].state == "done"
+    st = ledger.job_states(tmp_path)["chain"]
+    assert st.state == "done" and st.launcher == "debug" and ledger.active_job(tmp_path, "chain") is None
     assert isinstance(ex.submit(launch_jobs.fail, "nope").exception(), RuntimeError)
+    assert [json.loads(line)["stage"] for line in (tmp_path / "jobs.jsonl").read_text().splitlines()] == ["chain"]
 
 
-def test_ledger_latest_job_wins(tmp_path):
-    ex = executors.make_executor("inline", tmp_path, Resources())
-    ledger.record_job(tmp_path, "export", ex.submit(launch_jobs.fail, "first try"))
-    ledger.record_job(tmp_path, "export", ex.submit(launch_jobs.add, 1, 1))
+def test_ledger_reads_result_pickles_and_latest_job_wins(tmp_path):
+    """Finished jobs as another process sees them (submitit re-creates each from its folder and id): the state and
+    the error's last line come from submitit's result pickles; a stage's latest job is its state."""
+    folder = tmp_path / "jobs"
+    ledger.record_job(tmp_path, "export", launch_jobs.finished_job(folder, "1", ("error", "Traceback\nOSError: first")))
+    ledger.record_job(tmp_path, "score", launch_jobs.finished_job(folder, "2", ("error", "Traceback\nRuntimeError: boom")))
+    assert ledger.job_states(tmp_path)["export"].detail == "OSError: first"
+    ledger.record_job(tmp_path, "export", launch_jobs.finished_job(folder, "3", ("success", 2)))
     with open(tmp_path / "jobs.jsonl", "a") as f:
         f.write('{"stage": "torn')  # a crash mid-append must not break the reader
-    assert ledger.job_states(tmp_path)["export"].state == "done"
+    states = ledger.job_states(tmp_path)
+    assert (states["export"].state, states["export"].job_id, states["export"].launcher) == ("done", "3", "local")
+    assert (states["score"].state, states["score"].detail) == ("failed", "RuntimeError: boom")
+    assert states["score"].log == str(folder / "2_0_log.err") and ledger.active_job(tmp_path, "export") is None
     assert ledger.job_states(tmp_path / "nothing-here") == {}
+
+
+def test_squeue_watcher_reads_states_and_gone_jobs():
+    """submitit's watcher fed squeue's table: states by job id (array tasks expanded); a watched job squeue no longer
+    lists is GONE, hence done; queued, running and not-yet-asked jobs are not done."""
+    w = slurm_jobs.SqueueWatcher()
+    for job_id in ("45", "46_3", "47", "48"):
+        w.register_job(job_id)
+    info = w.read_info(b"45|PENDING\n46_[2-4%2]|RUNNING\n48|CANCELLED\n")
+    assert {j: info[j]["State"] for j in ("45", "46_3", "47", "48")} == {
+        "45": "PENDING", "46_3": "RUNNING", "47": slurm_jobs.GONE, "48": "CANCELLED"}
+    w._info_dict.update(info)
+    assert [w.is_done(j, mode="cache") for j in ("45", "46_3", "47", "48", "49")] == [False, False, True, True, False]
 
 
 def test_snapshot_code_is_content_addressed(tmp_path):
@@ -160,7 +161,7 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
             gpu,
             dependency=["7", "8_1"],
         )
-        assert ex.cluster == "slurm"
+        assert ex.name() == "slurm"
         job = ex.submit(launch_jobs.add, 1, 2)
         text = Path(job.paths.submission_file).read_text()
     for flag in (
@@ -184,7 +185,7 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
     assert len(snaps) == 1 and f"export PYTHONPATH={snaps[0]}" in text
     assert (snaps[0] / "replication" / "pipeline" / "executors.py").exists()
     assert " -P -u -m submitit.core._submit" in text
-    assert ex._executor.max_num_timeout == gpu.max_num_timeout
+    assert ex.max_num_timeout == gpu.max_num_timeout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def test_slurm_sbatch_text_from_profile(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_local_executor_runs_in_subprocess(tmp_path, job_env):
     ex = executors.make_executor("local", tmp_path / "jobs", Resources(timeout_min=2))
-    assert ex.cluster == "local"
+    assert ex.name() == "local"
     job = ex.submit(launch_jobs.whoami)
     ledger.record_job(tmp_path, "probe", job)
     info = ledger.wait_result(job, timeout_s=60, poll_s=0.2)
@@ -288,7 +289,7 @@ def slurm_cluster(job_env):
 @slurm
 def test_slurm_submit_and_result(tmp_path, slurm_cluster):
     ex = executors.make_executor("slurm", tmp_path / "jobs", Resources(name="probe"), slurm_cluster)
-    assert ex.cluster == "slurm"
+    assert ex.name() == "slurm"
     job = ex.submit(launch_jobs.whoami)
     ledger.record_job(tmp_path, "probe", job)
     assert ledger.job_states(tmp_path)["probe"].state in ("queued", "running", "done")
@@ -351,6 +352,10 @@ def test_slurm_cancel(tmp_path, slurm_cluster):
         time.sleep(1)
     st = ledger.job_states(tmp_path)["sleep"]
     assert st.state == "failed" and "CANCELLED" in st.detail
+    # submitit's own job state and wait end too (its watcher reads squeue, not the absent sacct)
+    assert job.state == "CANCELLED" and job.done()
+    with pytest.raises(RunStateError, match="ended without a result"):
+        ledger.wait_result(job, timeout_s=60)
 
 
 @pytest.mark.slurm

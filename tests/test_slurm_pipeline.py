@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch_jobs import finished_job
 
 from replication.cli import main, parse_args
 from replication.data.storage import atomic_write_json, load_checked
@@ -270,18 +271,16 @@ def test_wait_reports_only_failures_of_the_awaited_stages(tmp_path):
     an old failed job of a stage that has been done since (e.g. redone inline after a SLURM failure)."""
     e = _smoke()
     rd = run_dir(e, tmp_path)
-    ex = executors.make_executor("inline", rd / "submitit", Resources())
-    job_ledger.record_job(rd, "chain", ex.submit(_boom))
+    job_ledger.record_job(rd, "chain", finished_job(rd / "submitit", "1", _BOOM))
     atomic_write_json(stage_dir(e, "chain", tmp_path) / "DONE.json", {"key": stage_key(e, "chain")})
     with pytest.raises(TimeoutError):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=0.3)
-    job_ledger.record_job(rd, "export", ex.submit(_boom))
+    job_ledger.record_job(rd, "export", finished_job(rd / "submitit", "2", _BOOM))
     with pytest.raises(RuntimeError, match="stage export failed"):
         _wait(e, rd, ["chain", "export"], tmp_path, poll_s=0.05, timeout_s=5)
 
 
-def _boom():
-    raise RuntimeError("boom")
+_BOOM = ("error", "Traceback (most recent call last):\nRuntimeError: boom")  # submitit's result pickle of a failure
 
 
 # ----------------------------------------------------------------------------------------------------------

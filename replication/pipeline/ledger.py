@@ -1,9 +1,9 @@
-"""The job ledger: one JSON line per submission in ``<run_dir>/jobs.jsonl`` (docs/on-disk.md §6.4).
+"""The job ledger: one JSON line per submission in ``<run_dir>/jobs.jsonl`` (docs/on-disk.md §6.2).
 
-``record_job`` / ``job_states`` / ``active_job`` / ``cancel_jobs`` / ``wait_result``. States are read
-without ``sacct`` (absent without slurmdbd): ``squeue`` for queued/running SLURM jobs, otherwise
-submitit's result pickles (``("success", value)`` / ``("error", traceback)``), and for local jobs the
-controller's pid (processes.py).
+``record_job`` / ``job_states`` / ``active_job`` / ``cancel_jobs`` / ``wait_result``. A stage's state is its latest
+job's, re-created from the ledger as submitit's job (folder + job id + tasks): once every task wrote submitit's result
+pickle (``("success", value)`` / ``("error", traceback)``) from the pickles; before, SLURM jobs from squeue
+(slurm_jobs.py, no ``sacct``: absent without slurmdbd) and local jobs from the controller's pid (processes.py).
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import dataclasses
 import datetime
 import json
 import os
-import pickle
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import submitit
+from submitit.core.utils import FailedJobError, JobPaths, UncompletedJobError, pickle_load
+
 from ..errors import RunStateError, WaitTimeout
-from .executors import InlineJob, launcher_of
-from .processes import SLURM_QUEUED, SLURM_RUNNING, cancel_local, pid_alive, squeue_state
+from .executors import launcher_of
+from .processes import cancel_local, pid_alive
+from .slurm_jobs import GONE, QUEUED, RUNNING, UNKNOWN, SlurmJob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,36 +44,26 @@ class JobStatus:
         return self.state in ("queued", "running")
 
 
-_LIVE: dict[tuple[str, str], Any] = {}  # in-process jobs (inline/debug), whose state dies with us
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+_LIVE: dict[str, submitit.DebugJob] = {}  # debug jobs run in this process: their state dies with it
 
 
 def ledger_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "jobs.jsonl"
 
 
-def record_job(run_dir: str | os.PathLike, stage: str, job: Any) -> dict[str, Any]:
-    """Append {stage, job_id, launcher, folder, submitted_at, ...} to ``run_dir/jobs.jsonl``."""
-    launcher = launcher_of(job)
-    folder = getattr(getattr(job, "paths", None), "folder", None)
+def record_job(run_dir: str | os.PathLike, stage: str, job: submitit.Job) -> dict[str, Any]:
+    """Append {stage, job_id, launcher, folder, submitted_at, tasks, host} to ``run_dir/jobs.jsonl``."""
     entry: dict[str, Any] = {
         "stage": stage,
         "job_id": str(job.job_id),
-        "launcher": launcher,
-        "folder": str(folder) if folder is not None else None,
-        "submitted_at": _now(),
-        "tasks": len(getattr(job, "_tasks", (0,))) or 1,
+        "launcher": launcher_of(job),
+        "folder": str(job.paths.folder),
+        "submitted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tasks": job.num_tasks,
         "host": socket.gethostname(),
     }
-    if isinstance(job, InlineJob):
-        entry["state"] = "failed" if job._exception is not None else "done"
-        if job._traceback:
-            entry["detail"] = job._traceback.strip().splitlines()[-1]
-    if launcher in ("inline", "debug"):
-        _LIVE[(launcher, entry["job_id"])] = job
+    if entry["launcher"] == "debug":
+        _LIVE[entry["job_id"]] = job
     path = ledger_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
@@ -94,89 +87,64 @@ def read_ledger(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
-def _read_outcome(pickle_path: Path) -> tuple[str, Any] | None:
-    """submitit's result pickle: ("success", value) | ("error", traceback str) | None if absent."""
-    if not pickle_path.exists():
+def _job(entry: dict[str, Any]) -> submitit.Job:
+    """A local or SLURM entry's job, re-created by submitit from its folder and id (SLURM: watched through squeue)."""
+    cls = SlurmJob if entry["launcher"] == "slurm" else submitit.LocalJob
+    return cls(entry["folder"], entry["job_id"], tasks=tuple(range(int(entry.get("tasks", 1)))))
+
+
+def _outcome(job: submitit.Job) -> tuple[str, str | None] | None:
+    """("done" | "failed", the errors' last lines) once every task wrote its result pickle; else None."""
+    pickles = [job.task(i).paths.result_pickle for i in range(job.num_tasks)]
+    if not all(p.exists() for p in pickles):
         return None
-    try:
-        with open(pickle_path, "rb") as f:
-            outcome = pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - unreadable means we cannot vouch for success
-        return ("error", f"unreadable result pickle {pickle_path}: {e!r}")
-    return outcome
-
-
-def _pickle_state(entry: dict[str, Any]) -> tuple[str, str | None] | None:
-    """("done"|"failed", detail) from the result pickles of all tasks; None if any is missing."""
-    from submitit.core.utils import JobPaths
-
-    details = []
-    for task in range(int(entry.get("tasks", 1))):
-        outcome = _read_outcome(JobPaths(entry["folder"], entry["job_id"], task).result_pickle)
-        if outcome is None:
-            return None
-        if outcome[0] != "success":
-            lines = str(outcome[1]).strip().splitlines()
-            details.append(lines[-1] if lines else "error")
-    return ("failed", "; ".join(details)) if details else ("done", None)
+    errors = []
+    for path in pickles:
+        try:
+            outcome, value = pickle_load(path)
+        except Exception as e:  # noqa: BLE001 - unreadable means we cannot vouch for success
+            outcome, value = "error", f"unreadable result pickle {path}: {e!r}"
+        if outcome != "success":
+            errors.append((str(value).strip().splitlines() or ["error"])[-1])
+    return ("failed", "; ".join(errors)) if errors else ("done", None)
 
 
 def _status(entry: dict[str, Any]) -> JobStatus:
-    from submitit.core.utils import JobPaths
-
     launcher, job_id = entry["launcher"], entry["job_id"]
-    log = None
-    if entry.get("folder"):
-        log = str(JobPaths(entry["folder"], job_id, 0).stderr)
-    base = {
-        "stage": entry["stage"],
-        "job_id": job_id,
-        "launcher": launcher,
-        "log": log,
-        "submitted_at": entry.get("submitted_at"),
-    }
+    log = str(JobPaths(entry["folder"], job_id, 0).stderr) if entry.get("folder") else None
 
-    if launcher == "inline":
-        return JobStatus(state=entry.get("state", "unknown"), detail=entry.get("detail"), **base)
+    def status(state: str, detail: str | None = None) -> JobStatus:
+        return JobStatus(entry["stage"], job_id, launcher, state, log, detail, entry.get("submitted_at"))
+
     if launcher == "debug":
-        job = _LIVE.get(("debug", job_id))
-        if job is not None and job._submission.done():
-            return JobStatus(state="done", **base)
-        return JobStatus(
-            state="unknown",
-            detail="debug jobs run in-process, only when .result() is called",
-            **base,
-        )
+        job = _LIVE.get(job_id)
+        if job is not None and job.state == "DONE":
+            return status("done")
+        return status("unknown", "debug jobs run in-process, only when .result() is called")
+    if launcher not in ("local", "slurm"):
+        return status("unknown", f"unknown launcher {launcher!r}")
+    job = _job(entry)
+    squeue = job.watcher.get_state(job_id, mode="force") if launcher == "slurm" else None
+    if squeue in QUEUED:
+        return status("queued", squeue)
+    # A result pickle is final even while the job is still exiting (RUNNING/COMPLETING): a requeued run never
+    # writes one.
+    if (outcome := _outcome(job)) is not None:
+        return status(*outcome)
     if launcher == "local":
-        done = _pickle_state(entry)
-        if done is not None:
-            return JobStatus(state=done[0], detail=done[1], **base)
         if entry.get("host") not in (None, socket.gethostname()):
-            return JobStatus(state="unknown", detail=f"local job of host {entry['host']}", **base)
+            return status("unknown", f"local job of host {entry['host']}")
         if pid_alive(int(job_id)):
-            return JobStatus(state="running", **base)
-        done = _pickle_state(entry)  # it may have finished between the two checks
-        if done is not None:
-            return JobStatus(state=done[0], detail=done[1], **base)
-        return JobStatus(
-            state="failed", detail="no result and the local controller is gone (killed?)", **base
-        )
-    if launcher == "slurm":
-        slurm_state, err = squeue_state(job_id)
-        if slurm_state in SLURM_QUEUED:
-            return JobStatus(state="queued", detail=slurm_state, **base)
-        # A result pickle is final even while the job is still exiting (RUNNING/COMPLETING):
-        # a requeued run never writes one.
-        done = _pickle_state(entry)
-        if done is not None:
-            return JobStatus(state=done[0], detail=done[1], **base)
-        if slurm_state in SLURM_RUNNING:
-            return JobStatus(state="running", detail=slurm_state, **base)
-        if err is not None:
-            return JobStatus(state="unknown", detail=err, **base)
-        why = slurm_state or "no longer known to slurmctld"
-        return JobStatus(state="failed", detail=f"no result pickle; SLURM state {why}", **base)
-    return JobStatus(state="unknown", detail=f"unknown launcher {launcher!r}", **base)
+            return status("running")
+        if (outcome := _outcome(job)) is not None:  # it may have finished between the two checks
+            return status(*outcome)
+        return status("failed", "no result and the local controller is gone (killed?)")
+    if squeue in RUNNING:
+        return status("running", squeue)
+    if squeue == UNKNOWN:
+        return status("unknown", "squeue gave no state (is slurmctld up?)")
+    why = "no longer known to slurmctld" if squeue == GONE else squeue
+    return status("failed", f"no result pickle; SLURM state {why}")
 
 
 def job_states(run_dir: str | os.PathLike) -> dict[str, JobStatus]:
@@ -196,7 +164,7 @@ def active_job(run_dir: str | os.PathLike, stage: str) -> str | None:
 def cancel_jobs(run_dir: str | os.PathLike) -> list[str]:
     """Cancel every queued/running job in the ledger; return their ids.
 
-    SLURM: ``scancel``. Local: SIGINT to the controller (it kills its tasks), then SIGKILL.
+    SLURM: submitit's ``job.cancel()`` (scancel). Local: SIGINT to the controller (it kills its tasks), then SIGKILL.
     """
     cancelled, seen = [], set()
     for entry in reversed(read_ledger(run_dir)):
@@ -207,14 +175,9 @@ def cancel_jobs(run_dir: str | os.PathLike) -> list[str]:
         if not _status(entry).active:
             continue
         if entry["launcher"] == "slurm":
-            p = subprocess.run(
-                ["scancel", entry["job_id"]],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if p.returncode != 0:  # e.g. it completed in the meantime
+            try:
+                _job(entry).cancel()
+            except subprocess.CalledProcessError:  # e.g. it completed in the meantime
                 continue
         elif entry["launcher"] == "local":
             cancel_local(int(entry["job_id"]))
@@ -224,39 +187,23 @@ def cancel_jobs(run_dir: str | os.PathLike) -> list[str]:
     return cancelled
 
 
-def wait_result(job: Any, timeout_s: float, poll_s: float = 1.0) -> Any:
-    """``job.result()`` with a bound: poll result pickles (not sacct); fail fast on vanished jobs.
+def wait_result(job: submitit.Job, timeout_s: float, poll_s: float = 1.0) -> Any:
+    """submitit's ``job.done()`` / ``job.results()`` with a bound (a list for a job of several tasks).
 
-    Raises ``WaitTimeout`` after ``timeout_s``, or ``RunStateError`` (with the log path) when a
-    SLURM/local job is gone without a result (cancelled, OOM-killed, node failure).
+    Raises ``WaitTimeout`` after ``timeout_s``, or ``RunStateError`` (with the log path) when the job ended without a
+    result (cancelled, OOM-killed, node failure): the SLURM jobs of ``make_executor`` are watched through squeue, so
+    their ``done()`` sees that without ``sacct``.
     """
-    launcher = launcher_of(job)
-    if launcher in ("inline", "debug"):
-        return job.result()
-    entry = {
-        "stage": "?",
-        "job_id": str(job.job_id),
-        "launcher": launcher,
-        "folder": str(job.paths.folder),
-        "tasks": len(getattr(job, "_tasks", (0,))) or 1,
-        "host": socket.gethostname(),
-    }
-    deadline, next_check, gone_since = time.time() + timeout_s, 0.0, None
-    while True:
-        if _pickle_state(entry) is not None:
-            return job.results()[0] if entry["tasks"] == 1 else job.results()
-        now = time.time()
-        if now >= deadline:
-            raise WaitTimeout(
-                f"job {job.job_id} has no result after {timeout_s:.0f} s; log: {job.paths.stderr}"
-            )
-        if now >= next_check:
-            st = _status(entry)
-            next_check = now + 5.0
-            if st.state == "failed":  # gone without a result; allow for slow file systems
-                gone_since = gone_since or now
-                if now - gone_since > 10.0:
-                    raise RunStateError(
-                        f"job {job.job_id} ended without a result ({st.detail}); log: {st.log}"
-                    )
+    deadline = time.time() + timeout_s
+    log = job.task(0).paths.stderr
+    while not job.done():
+        if time.time() >= deadline:
+            raise WaitTimeout(f"job {job.job_id} has no result after {timeout_s:.0f} s; log: {log}")
         time.sleep(poll_s)
+    try:
+        results = job.results()
+    except FailedJobError:  # the function raised: submitit's error, with the job's traceback
+        raise
+    except UncompletedJobError as e:
+        raise RunStateError(f"job {job.job_id} ended without a result ({job.state}); log: {log}") from e
+    return results[0] if job.num_tasks == 1 else results

@@ -1,7 +1,7 @@
-"""What SLURM and the operating system say about a job: squeue states, live local controllers, cancelling them.
+"""Local jobs seen from another process: is the controller alive, cancel it with its tasks.
 
-States are read without ``sacct`` (absent without slurmdbd): ``squeue`` for queued/running SLURM jobs,
-and for local jobs the controller's pid in ``/proc``.
+submitit's ``LocalJob`` knows its controller only through the ``Popen`` of the process that submitted it; a later
+``--status`` or ``--cancel`` (another process) has the ledger's pid, read in ``/proc``.
 """
 
 from __future__ import annotations
@@ -9,52 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-# squeue %T states, mapped to the ledger's states.
-SLURM_QUEUED = {
-    "PENDING",
-    "REQUEUED",
-    "REQUEUE_HOLD",
-    "REQUEUE_FED",
-    "RESV_DEL_HOLD",
-    "SPECIAL_EXIT",
-}
-SLURM_RUNNING = {
-    "RUNNING",
-    "CONFIGURING",
-    "COMPLETING",
-    "SUSPENDED",
-    "STOPPED",
-    "SIGNALING",
-    "STAGE_OUT",
-    "RESIZING",
-}
-
-
-def squeue_state(job_id: str) -> tuple[str | None, str | None]:
-    """(squeue %T state, or None once slurmctld forgot the job; error text if squeue failed)."""
-    try:
-        p = subprocess.run(
-            ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, f"squeue failed: {e!r}"
-    if p.returncode == 0:
-        states = [s.strip() for s in p.stdout.split() if s.strip()]
-        return (states[0] if states else None), None
-    if "Invalid job id" in p.stderr:
-        return None, None  # purged after MinJobAge
-    return None, f"squeue failed: {p.stderr.strip()}"
-
 
 def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a live (not zombie) submitit process (not a recycled pid)?"""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
@@ -80,8 +40,8 @@ def _children(pid: int) -> list[int]:
 
 
 def cancel_local(pid: int, grace_s: float = 5.0) -> None:
-    # The controller turns SIGINT into killing its tasks (SIGTERM is forwarded, and submitit's
-    # tasks ignore SIGTERM). SIGKILL whatever is left after the grace period.
+    """SIGINT to the local controller ``pid``, then SIGKILL to it and its tasks if still alive after ``grace_s``."""
+    # The controller turns SIGINT into killing its tasks (SIGTERM is forwarded, and submitit's tasks ignore it).
     family = [pid] + _children(pid)
     family += [c for p in family[1:] for c in _children(p)]
     with contextlib.suppress(ProcessLookupError):
