@@ -174,6 +174,7 @@ def test_reference_run(cases, name):
 # In-process interruptions.
 
 
+@pytest.mark.slow
 def test_compiled_walk_resumes_bit_exactly_and_tracks_eager(cases, tmp_path, monkeypatch):
     """`replicate.py --compile`: torch.compile'd net, stopped and resumed = uninterrupted compiled run, byte for
     byte; its first jumps match the eager chain's (the scores differ by ~1e-6, which the walk then amplifies)."""
@@ -280,6 +281,7 @@ def _wait(cond, proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> N
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_identical(cases, tmp_path):
     case = cases("toy_long")
     c = case.e.chain

@@ -35,6 +35,7 @@ def test_exact_m_density_is_the_library_s():
         torch.testing.assert_close(exact.score(y), prior.score(y, mnm), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_outputs_written(quick):
     out, res = quick
     for sweep in SWEEPS:
@@ -50,6 +51,7 @@ def test_outputs_written(quick):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size < 200_000
 
 
+@pytest.mark.slow
 def test_jump_mse_shrinks_with_M_at_the_sigma_eff_scale(quick):
     _, res = quick
     df = pd.DataFrame(res["large_m"]["rows"])
@@ -72,6 +74,7 @@ def test_jump_mse_shrinks_with_M_at_the_sigma_eff_scale(quick):
     assert np.all(np.diff(iid["on_manifold"].to_numpy()) > 0) and iid["on_manifold"].iloc[-1] > 0.95
 
 
+@pytest.mark.slow
 def test_mixing_improves_with_sigma_at_fixed_M_not_at_fixed_sigma_eff(quick):
     """At fixed M, more smoothing (larger sigma) switches modes far more often. At fixed sigma_eff the exact
     chains differ only by the effective friction gamma sqrt(M) (claims module docstring), and larger sigma
@@ -103,6 +106,7 @@ def test_fixed_sigma_eff_is_a_friction_change():
     assert smooth["switch_rate"] > mem["switch_rate"] + 0.2
 
 
+@pytest.mark.slow
 def test_stability_rows(quick):
     _, res = quick
     df = pd.DataFrame(res["stability"]["rows"])
@@ -112,6 +116,7 @@ def test_stability_rows(quick):
     assert ex.loc["all", "spread_per_coord"] == pytest.approx(1.0, rel=0.15)
 
 
+@pytest.mark.slow
 def test_integrator_rows(quick):
     """The integrators sweep: one row per (integrator, delta/sigma), the exact light-mode share, ghmc's accept rate."""
     rows = quick[1]["integrators"]["rows"]

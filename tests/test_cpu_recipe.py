@@ -71,6 +71,7 @@ def test_bf16_training_runs_and_matches_fp32_loss_at_start(tmp_path):
                                                                       precision="fp8"), tmp_path / "x", progress=False)
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_committed_model_is_adopted_and_retrain_trains(tmp_path, monkeypatch, capsys):
     """--publish-model writes model + record; a fresh results folder adopts it (no training); --retrain trains."""
@@ -104,6 +105,7 @@ def test_committed_model_is_adopted_and_retrain_trains(tmp_path, monkeypatch, ca
     assert "--retrain" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_score_commits_thinned_uint8_samples_and_stability(tmp_path):
     assert main(["--results", str(tmp_path), "--no-progress", "--table", "fashion-mnist", "--profile", "smoke"]) == 0

@@ -358,6 +358,7 @@ def test_slurm_cancel(tmp_path, slurm_cluster):
         ledger.wait_result(job, timeout_s=60)
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 @slurm
 def test_slurm_checkpointable_requeue(tmp_path, slurm_cluster):

@@ -42,6 +42,7 @@ def test_toy_smoke_inline_then_second_run_does_nothing(tmp_path, capsys):
     assert mtimes(tmp_path / "runs") == before
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_fashion_mnist_smoke_inline(tmp_path, capsys):
     """With --seeds 3: three chains of one trained model, each recorded, and the spread of the summary's numbers;
@@ -63,6 +64,7 @@ def test_fashion_mnist_smoke_inline(tmp_path, capsys):
     assert (tmp_path / record["figures"]["grid"].removeprefix("results/")).exists()
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_clmc_table_smoke_inline(tmp_path):
     """The fashion-mnist-clmc table end to end (its CLMC row, without the classifier metrics): the CLMC chain counts its
@@ -144,6 +146,7 @@ def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, mes
     assert not list(tmp_path.rglob("DONE.json"))
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_drift_walks_the_experiments_walk_from_noisy_test_images(tmp_path):
     """pipeline.drift: chains from noised test images, walked with the experiment's own walk (here BAOAB)."""

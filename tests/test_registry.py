@@ -37,6 +37,7 @@ STRIPES = registry.Dataset(
 )
 
 
+@pytest.mark.slow
 def test_a_new_dataset_is_one_entry_and_runs_through_the_pipeline_and_the_report(tmp_path):
     assert "stripes" not in tables()
     with registry.temporary(STRIPES):

@@ -88,6 +88,7 @@ def smoke(tmp_path_factory) -> tuple[Path, str]:
     return results, out.getvalue()
 
 
+@pytest.mark.slow
 def test_smoke_run_report_is_a_front_page(smoke):
     results, _ = smoke
     text = (results / "REPORT.md").read_text()
@@ -100,6 +101,7 @@ def test_smoke_run_report_is_a_front_page(smoke):
     assert render.render_report(records[::-1], results, results, figures=False) == text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
 def test_smoke_run_class_shares_are_percentages_with_names(smoke):
     results, _ = smoke
@@ -117,6 +119,7 @@ def test_smoke_run_class_shares_are_percentages_with_names(smoke):
     assert min(Image.open(grid).size) >= 4 * 56  # upscaled: 28x28 jumps shown at 56x56
 
 
+@pytest.mark.slow
 def test_smoke_run_prints_a_summary(smoke):
     _, out = smoke
     summary = out[out.index("Summary of this run"):]

@@ -119,6 +119,7 @@ def _assert_same_chain(a: Path, b: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 @slurm
 def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, capsys):
@@ -157,6 +158,7 @@ def test_slurm_smoke_pipeline_equals_inline(tmp_path, inline_smoke, slurm_env, c
     print(f"slurm smoke pipeline with --wait: {took:.0f} s")
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 @slurm
 def test_slurm_rerun_while_queued_submits_nothing_and_cancel(tmp_path, slurm_env, capsys):
@@ -188,6 +190,7 @@ def test_slurm_rerun_while_queued_submits_nothing_and_cancel(tmp_path, slurm_env
     assert "chain   pending" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 @slurm
 def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, slurm_env):
@@ -232,6 +235,7 @@ def test_slurm_chain_requeued_midway_is_byte_identical(tmp_path, inline_smoke, s
     _assert_same_chain(run_dir(e, inline_smoke) / "chain" / "run", chain)
 
 
+@pytest.mark.slow
 @pytest.mark.slurm
 @slurm
 def test_slurm_failed_stage_is_reported_with_its_log(tmp_path, inline_smoke, slurm_env, capsys):
