@@ -63,6 +63,12 @@ def test_mode_weights_exact_samples():
     assert abs(M.mode_weight_error(x8, means, stds, weights) - expected) < 0.02
 
 
+def test_total_variation_of_histograms():
+    assert M.total_variation([0.5, 0.5, 0.0], [0.25, 0.25, 0.5]) == 0.5
+    assert M.total_variation(torch.tensor([1.0, 0.0]), np.array([0.0, 1.0])) == 1.0  # tensors and arrays alike
+    assert M.total_variation([0.2, 0.8], [0.2, 0.8]) == 0.0
+
+
 def test_mode_weights_off_manifold():
     means, stds, weights = D.toy_mixture("ring8")
     x = torch.zeros(100, 2, dtype=torch.float64)  # The ring's centre is far from every mode.

@@ -15,7 +15,7 @@ from ..core.mnm import GaussianMixture, GaussianMNM
 from ..core.nets import MLP
 from ..core.schemes import MDAE
 from ..data.datasets import toy_mixture
-from ..evaluation.metrics import mode_weights
+from ..evaluation.metrics import mode_weights, total_variation
 from ..sampling.integrators import ChainDiverged, Walk
 from ..sampling.loop import walk_jump
 from ..train.training import TrainConfig, train
@@ -98,7 +98,7 @@ def chain_generators(*parts, n: int) -> list[torch.Generator]:
 
 def sample_stats(x: np.ndarray, prior: GaussianMixture) -> dict:
     st = mode_weights(x, prior.means, prior.stds, prior.weights)
-    return {"mode_tv": float(0.5 * np.abs(st.weights - prior.weights.numpy()).sum()), "on_manifold": st.on_manifold}
+    return {"mode_tv": total_variation(st.weights, prior.weights), "on_manifold": st.on_manifold}
 
 
 def labels_of(x: np.ndarray, prior: GaussianMixture) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 
 from ..core import seeding
 from ..core.mnm import GaussianMixture
-from ..evaluation.metrics import class_switch_rate, energy_distance
+from ..evaluation.metrics import class_switch_rate, energy_distance, total_variation
 from ..sampling.chains import init_chains
 from ..sampling.clmc import CLMC, evals_per_jump, settling_steps
 from ..sampling.integrators import Walk
@@ -47,7 +47,7 @@ def _rows_of(jumps: np.ndarray, prior: GaussianMixture, evals: int, exact: np.nd
     for ch in jumps:
         lab = labels_of(ch, prior)
         switch.append(class_switch_rate(lab) * (len(lab) - 1))
-        tv.append(0.5 * np.abs(np.bincount(lab, minlength=K) / len(lab) - prior.weights.numpy()).sum())
+        tv.append(total_variation(np.bincount(lab, minlength=K) / len(lab), prior.weights))
     sw, sw_se = mean_se(np.asarray(switch) / evals * 1e4)
     tvm, tv_se = mean_se(tv)
     pooled = jumps.reshape(-1, jumps.shape[-1])

@@ -15,12 +15,12 @@ import math
 import time
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from ..core import seeding
 from ..core.mnm import GaussianMixture, GaussianMNM
 from ..data.datasets import toy_mixture
+from ..evaluation.metrics import total_variation
 from ..sampling.chains import init_chains
 from ..sampling.integrators import ChainDiverged
 from ..sampling.loop import walk_jump
@@ -66,7 +66,7 @@ def sweep_integrators(p: Profile, prior: GaussianMixture | None = None) -> tuple
                 light = per_chain[:, LIGHT].sum(1)
                 w = per_chain.mean(0)
                 row |= {"light_share": float(light.mean()), "light_share_se": float(light.std(ddof=1) / math.sqrt(len(light))),
-                        "mode_weight_tv": float(0.5 * np.abs(w - prior.weights.numpy()).sum()),
+                        "mode_weight_tv": total_variation(w, prior.weights),
                         "v_var": float(torch.stack(kin).mean() / walk.u), "accept_rate": accept}
                 se = row["light_share_se"]
                 row["light_share_z"] = (row["light_share"] - exact_light) / se if se > 0 else None

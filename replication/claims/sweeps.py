@@ -10,7 +10,7 @@ import torch
 
 from ..core import seeding
 from ..core.mnm import GaussianMixture
-from ..evaluation.metrics import class_switch_rate, energy_distance, iat_sokal, integrated_autocorr_time
+from ..evaluation.metrics import class_switch_rate, energy_distance, iat_sokal, integrated_autocorr_time, total_variation
 from ..sampling.chains import init_chains
 from .chains import (ExactMDensity, batch_means_se, chain_generators, labels_of, learned_model, mean_se, model_fns,
                      oracle_mse, run_chains, sample_stats)
@@ -148,7 +148,7 @@ def sweep_smoothing(p: Profile, prior: GaussianMixture, configs: list[dict] | No
             cens.append(censored)
             iat_lib.append(_iat_library(cos) * p.sm_jump_every)
             visited.append(len(np.unique(lab)))
-            tv.append(0.5 * np.abs(np.bincount(lab, minlength=K) / len(lab) - prior.weights.numpy()).sum())
+            tv.append(total_variation(np.bincount(lab, minlength=K) / len(lab), prior.weights))
             first = {}
             for i, l in enumerate(lab):
                 first.setdefault(int(l), i)

@@ -1,5 +1,5 @@
 """Sample images on disk: floats in [0,1] -> uint8 (round to nearest), PNG folders for clean-fid, sample grids
-(torchvision's make_grid) and chain strips."""
+(torchvision's make_grid), chain strips and the toy chain's scatter plot; the 3x3 box blur of the calibration point."""
 
 from __future__ import annotations
 
@@ -154,3 +154,30 @@ def export_pngs(
         if tmp.exists():
             shutil.rmtree(tmp)
     return out_dir
+
+
+def box_blur(images: torch.Tensor) -> torch.Tensor:
+    """3x3 box blur (replicate padding) of float images (N, C, H, W)."""
+    c = images.shape[1]
+    kernel = torch.full((c, 1, 3, 3), 1 / 9, dtype=images.dtype)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+
+
+def toy_scatter(x: np.ndarray, means: np.ndarray, path: str | os.PathLike) -> Path:
+    """The 2-D chain's jumps (points) over the mixture's modes (crosses), saved as a PNG."""
+    import matplotlib  # only the figures need it (about a second to import); evaluation/traces.py does the same
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.3, label="chain jumps")
+    ax.scatter(means[:, 0], means[:, 1], marker="x", c="k", label="modes")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

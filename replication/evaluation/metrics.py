@@ -99,10 +99,14 @@ def mode_weights(x, means, stds, weights) -> ModeStats:
     return ModeStats(class_histogram(labels, len(w)), float(on.mean()), labels)
 
 
+def total_variation(p, q) -> float:
+    """Total variation (1/2) sum_k |p_k - q_k| between two histograms (class shares, mode weights)."""
+    return float(0.5 * np.abs(_np(p) - _np(q)).sum())
+
+
 def mode_weight_error(x, means, stds, weights) -> float:
-    """Total variation (1/2) sum_k |w_hat_k - w_k| between the assigned-mode histogram and the weights."""
-    w_hat = mode_weights(x, means, stds, weights).weights
-    return float(0.5 * np.abs(w_hat - _np(weights)).sum())
+    """Total variation between the assigned-mode histogram and the weights."""
+    return total_variation(mode_weights(x, means, stds, weights).weights, weights)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The score stage's metrics for one run: clean-fid FID (when assets are staged), offline metrics, figures.
+"""The score stage for one run: which metrics and figures of evaluation/ it records, against what.
 
 Image data:
   FID           clean-fid, each mode of ScoreSpec.fid_modes, against clean-fid's CIFAR-10 train statistics or
@@ -15,7 +15,6 @@ Toy data: exact metrics against the known mixture: mode-weight total variation, 
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,9 @@ import torch
 
 from ..data import registry
 from ..evaluation import metric_names as mn
+from ..evaluation.images import box_blur, toy_scatter
 from ..evaluation.metric_names import THINNED_N
+from ..evaluation.metrics import total_variation
 from ..evaluation.traces import N_WINDOWS
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
@@ -153,13 +154,6 @@ def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, trai
     return ref
 
 
-def box_blur(images: torch.Tensor) -> torch.Tensor:
-    """3x3 box blur (replicate padding) of float images (N, C, H, W)."""
-    c = images.shape[1]
-    kernel = torch.full((c, 1, 3, 3), 1 / 9, dtype=images.dtype)
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
-
-
 def _thinned(d: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """n jumps of the first chain, evenly spaced over the whole recorded chain (jumps start after burn-in)."""
     idx = np.unique(np.linspace(0, len(d["images"]) - 1, min(n, len(d["images"]))).round().astype(int))
@@ -205,10 +199,10 @@ def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x:
         ess = len(window) / tau
         out.append(_metric(f"mean_pixel[{name} of jumps]", x.mean(), n=len(x), reference="the chain's own jumps",
                            ess=round(ess, 1), mcse=float(window.std() / np.sqrt(ess))))
-        out.append(_metric(f"class_shares_tv[{name} of jumps vs data]", 0.5 * np.abs(shares[name] - data_shares).sum(),
+        out.append(_metric(f"class_shares_tv[{name} of jumps vs data]", total_variation(shares[name], data_shares),
                            n=len(x), reference="classifier labels of the test split", histogram=shares[name].tolist()))
     out.append(_metric("class_shares_tv[first vs last 10% of jumps]",
-                       0.5 * np.abs(shares["first 10%"] - shares["last 10%"]).sum(), n=tenth, reference="first 10%"))
+                       total_variation(shares["first 10%"], shares["last 10%"]), n=tenth, reference="first 10%"))
     return out
 
 
@@ -332,23 +326,6 @@ def _score_toy(e: Experiment, rd: Path, results: Path) -> tuple[list[dict], dict
                 energy_distance(prior.sample(m, torch.Generator().manual_seed(7))[0].numpy(), exact[:m].numpy()),
                 n=m, reference="fresh exact samples", calibration=True),
     ]
-    figures = {"scatter": _rel(_toy_scatter(x, mix, _figure_path(results, e, "scatter")), results)}
+    figures = {"scatter": _rel(toy_scatter(x, mix.means, _figure_path(results, e, "scatter")), results)}
     return metrics, figures
 
-
-def _toy_scatter(x: np.ndarray, mix, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
-    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.3, label="chain jumps")
-    ax.scatter(mix.means[:, 0], mix.means[:, 1], marker="x", c="k", label="modes")
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
