@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from ..data import registry
 from ..errors import UsageError
 from ..sampling.integrators import Walk
+from ..train.spec import TrainSpec
 from .settings import apply_overrides, validate
 
 PROFILES = ("paper", "cpu", "quick", "smoke")
@@ -43,22 +44,6 @@ class ModelSpec:
     #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §6.2)
     beta: float = 1.0  # MUVB: weight of the KL term of the energy (docs/method.md Eq. 12a) [C]
     zdim: int = 2048  # MUVB: latent channels (at 1x1 for images) [C]
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    steps: int = 1000
-    batch_size: int = 128
-    lr: float = 1e-4
-    seed: int = 0
-    hflip: bool = False
-    ema_decay: float = 0.0  # beyond paper; 0 = off as in the official code
-    lr_schedule: str = "constant"  # beyond paper: "cosine"
-    warmup_steps: int = 0
-    ckpt_every: int = 1000
-    sample_with_ema: bool = False
-    precision: str = "fp32"  # beyond paper: "bf16" = bfloat16 autocast of the forward pass (benchmarks/cpu_speed.py)
-    init_from: str = ""  # beyond paper: a committed model of results/models/ (its file stem) whose weights start training
 
 
 @dataclass(frozen=True)
