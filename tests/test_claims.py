@@ -15,6 +15,9 @@ from replication.core.mnm import GaussianMNM
 from replication.claims.profiles import QUICK, SWEEPS
 from replication.claims.run import run_all
 from replication.claims.sweeps import sweep_smoothing
+from replication.claims.texts import CLAIMS
+from replication.runs import paper
+from replication.runs.folders import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +136,12 @@ def test_claims_walk_comes_from_the_registry_and_set(tmp_path, capsys):
     assert record["config"]["walk"]["scheme"] == "baoab" and record["config"]["claims"]["chain"]["scheme"] == "baoab"
     assert main(["--claims", "toy", "--quick", "--set", "model.M=3", "--results", str(tmp_path)]) == 2
     assert "the walk's settings only" in capsys.readouterr().err
+
+
+def test_sweep_claims_are_the_papers_written_once():
+    """The sweeps that test a poster claim name it from runs/paper.py CLAIMS, in the words the committed records hold."""
+    assert CLAIMS["large_m"].startswith(paper.claim("exact_large_m").claim)
+    assert CLAIMS["stability"].startswith(paper.claim("stable_1m").claim)
+    for sweep in SWEEPS:
+        record = json.loads((REPO_ROOT / "results" / "records" / f"claims_toy_{sweep}.json").read_text())
+        assert record["claim"] == CLAIMS[sweep]

@@ -25,8 +25,9 @@ from .chains import ring_prior
 from .clmc import sweep_clmc
 from .figures import figure_clmc, figure_integrators, figure_large_m, figure_smoothing, figure_stability
 from .integrators import sweep_integrators
-from .profiles import CLAIMS, FULL, MIXTURE, NOTES, QUICK, SCOPE, SWEEPS, Profile, toy_chain
+from .profiles import FULL, MIXTURE, QUICK, SWEEPS, Profile, toy_chain
 from .sweeps import sweep_large_m, sweep_smoothing, sweep_stability
+from .texts import CLAIMS, NOTES, SCOPE
 
 
 def _clean(v):
