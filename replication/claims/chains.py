@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -139,9 +139,9 @@ def data_std(prior: GaussianMixture) -> float:
 
 
 def train_cfg(p: Profile, M: int, parametrization: str) -> TrainSpec:
-    return TrainSpec(steps=p.train_steps, batch_size=p.batch_size, lr=p.lr,
-                     seed=seeding.derive_seed("claims", p.seed, "train", parametrization, M) % 2**31,
-                     lr_schedule="cosine", warmup_steps=min(50, p.train_steps // 10), ckpt_every=10**9)
+    """The profile's training (`Profile.train`) with the model's own seed and no checkpoints (a throwaway folder)."""
+    return replace(p.train, seed=seeding.derive_seed("claims", p.seed, "train", parametrization, M) % 2**31,
+                   ckpt_every=10**9)
 
 
 def learned_model(p: Profile, prior: GaussianMixture, sigma: float, M: int, parametrization: str):

@@ -1,16 +1,25 @@
-"""The toy-claims study's settings: the sweeps, the walk they share, the sizes (profiles)."""
+"""The toy-claims study's settings: the sweeps, the walk they share, their sizes at the registry's profiles."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import UsageError
-from ..runs.experiments import ChainSpec, resolve
+from ..runs.experiments import ChainSpec, Experiment, check_profile, resolve
 from ..sampling.integrators import Walk
+from ..train.spec import TrainSpec
 
 SWEEPS = ("large_m", "smoothing", "stability", "integrators", "clmc")
 WALK_SETTINGS = ("chain.delta_over_sigma", "chain.gamma", "chain.u", "chain.scheme")  # what --set may change here
 MIXTURE = "ring8"
+DEFAULT = "quick"  # the study's profile by default (as the command line's): its outputs, committed, carry no profile suffix
+
+
+def toy_experiment(profile: str) -> Experiment:
+    """The registry's `toy` experiment (the MLP MDAE on the ring) at `profile`."""
+    return resolve("toy", profile)[0]
+
+
 def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
     """The registry's `toy` experiment's chain settings, with the walk's settings (WALK_SETTINGS) overridden and
     checked by the registry."""
@@ -23,10 +32,14 @@ def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes of every sweep. The walk (delta/sigma, gamma, u, integrator) is `chain`'s, the registry's `toy`
-    experiment's (`--set chain.delta_over_sigma=...` changes it); the sweeps set their own lengths and sigma."""
+    """Sizes of every sweep at a registry profile (runs/experiments.py PROFILES; `sizes` looks them up). The learned
+    MLPs train as the registry's `toy` experiment does at that profile (`train`; `hidden` its width), with a seed per
+    model (chains.train_cfg); the walk (delta/sigma, gamma, u, integrator) is `chain`'s, the `toy` experiment's
+    (`--set chain.delta_over_sigma=...` changes it); the sweeps set their own lengths and sigma."""
 
     name: str
+    train: TrainSpec
+    hidden: int
     seed: int = 0
     chain: ChainSpec = field(default_factory=toy_chain)
     # large_m
@@ -34,10 +47,6 @@ class Profile:
     sigma: float = 1.0
     mc_n: int = 200_000  # Monte Carlo samples for the MSEs (common random numbers across M)
     n_eval: int = 4000  # samples per sampler row (and per exact reference set)
-    train_steps: int = 3000  # = the `toy` experiment's quick profile: MLP width 128, batch 256, lr 1e-3 cosine
-    batch_size: int = 256
-    lr: float = 1e-3
-    hidden: int = 128
     depth: int = 3
     parametrizations: tuple[str, ...] = ("mdae", "ybar")
     lm_chains: int = 40
@@ -77,16 +86,37 @@ class Profile:
 
     @property
     def suffix(self) -> str:
-        """Output-name suffix: the profile (none for full) and any walk setting that is not the toy experiment's."""
+        """Output-name suffix: the profile (none for DEFAULT) and any walk setting that is not the toy experiment's."""
         default = toy_chain()
         walk = [f"{k}{getattr(self.chain, k)}" for k in ("scheme", "delta_over_sigma", "gamma", "u")
                 if getattr(self.chain, k) != getattr(default, k)]
-        return "".join(f"_{part}" for part in ([] if self.name == "full" else [self.name]) + walk)
+        return "".join(f"_{part}" for part in ([] if self.name == DEFAULT else [self.name]) + walk)
 
 
-FULL = Profile("full")
-QUICK = Profile("quick", Ms=(1, 4, 16), mc_n=20_000, n_eval=200, train_steps=30, hidden=16, parametrizations=("mdae",),
-                lm_chains=4, lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0),
-                sm_chains=8, sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False, cl_inner_chains=50,
-                st_steps=1500, st_learned=True, in_deltas=(0.5, 1.5), in_chains=8, in_steps=600, in_burn_in=100)
-PROFILES = {"full": FULL, "quick": QUICK}
+def _quick() -> Profile:
+    """Minutes: the sizes the committed outputs were made with; the MLPs are the `toy` experiment's at quick (3,000
+    steps of batch 256, lr 1e-3 cosine after 50 warm-up steps, width 128)."""
+    toy = toy_experiment("quick")
+    return Profile("quick", toy.train, toy.model.width)
+
+
+def _smoke() -> Profile:
+    """Seconds, for the tests: the `toy` experiment's smoke training (30 steps) on batches of 256 after 3 warm-up
+    steps, width-16 MLPs; every sweep shortened."""
+    train = replace(toy_experiment("smoke").train, batch_size=256, warmup_steps=3)
+    return Profile("smoke", train, 16, Ms=(1, 4, 16), mc_n=20_000, n_eval=200, parametrizations=("mdae",), lm_chains=4,
+                   lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0), sm_chains=8,
+                   sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False, cl_inner_chains=50,
+                   st_steps=1500, st_learned=True, in_deltas=(0.5, 1.5), in_chains=8, in_steps=600, in_burn_in=100)
+
+
+SIZES = {"quick": _quick(), "smoke": _smoke()}  # the registry's profiles the study has sizes for
+
+
+def sizes(profile: str) -> Profile:
+    """The study's sizes at `profile`: a registry profile (the registry's error for an unknown one) that SIZES holds."""
+    check_profile(profile)
+    if profile not in SIZES:
+        raise UsageError(f"the claims study has no {profile!r} sizes (a toy on the CPU); its profiles: "
+                         f"quick (minutes, the committed outputs), smoke (seconds, for the tests)")
+    return SIZES[profile]
