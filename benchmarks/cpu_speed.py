@@ -23,7 +23,8 @@ import copy
 
 import torch
 
-from replication.train.training import TrainConfig, global_batch
+from replication.train.spec import TrainSpec
+from replication.train.training import global_batch
 from replication.sampling.integrators import Walker
 
 from . import common
@@ -48,7 +49,7 @@ def bench_train(case_name: str, batch: int, repeats: int, warmup: int, variants)
     case = CASES[case_name]
     base = build(case).train()
     data = torch.rand((2048, *case.shape), generator=torch.Generator().manual_seed(0))
-    cfg = TrainConfig(steps=10**9, batch_size=batch, lr=1e-4, seed=0)
+    cfg = TrainSpec(steps=10**9, batch_size=batch, lr=1e-4, seed=0)
     x, g = global_batch(data, cfg, 0)
     y = base.mnm.measure(x, g)
     fns, losses = {}, {}

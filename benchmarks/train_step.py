@@ -28,7 +28,8 @@ from typing import Callable
 
 import torch
 
-from replication.train.training import TrainConfig, _lr_at, global_batch
+from replication.train.spec import TrainSpec
+from replication.train.training import _lr_at, adam, global_batch
 
 from . import common
 from .cases import CASES, Case, build
@@ -38,7 +39,7 @@ PLAN_QUICK = [("quick", 8, 60_000, False, 7), ("u2net28", 2, 60_000, False, 5)]
 PLAN_FULL = [("quick", 32, 60_000, False, 9), ("u2net28", 4, 60_000, False, 7), ("u2net32", 2, 50_000, True, 5)]
 
 
-def make_train_step(scheme, data: torch.Tensor, cfg: TrainConfig, opt: torch.optim.Optimizer) -> Callable[[], float]:
+def make_train_step(scheme, data: torch.Tensor, cfg: TrainSpec, opt: torch.optim.Optimizer) -> Callable[[], float]:
     """The loop body of replication.train.training.train (single process), as a callable advancing one step."""
     state = {"step": 0}
 
@@ -63,7 +64,7 @@ def bench_case(name: str, case: Case, batch: int, n_data: int, hflip: bool, *, r
     net = scheme.net
     data = torch.rand((1, *case.shape), generator=torch.Generator().manual_seed(0)).expand(n_data, *case.shape)
     data = data.to(device)
-    cfg = TrainConfig(steps=10**9, batch_size=batch, lr=1e-4, seed=0, hflip=hflip)
+    cfg = TrainSpec(steps=10**9, batch_size=batch, lr=1e-4, seed=0, hflip=hflip)
     x, g = global_batch(data, cfg, 0)
     y = scheme.mnm.measure(x, g)
     y_stacked = y.reshape(batch, case.channels, *case.shape[1:])
@@ -76,20 +77,20 @@ def bench_case(name: str, case: Case, batch: int, n_data: int, hflip: bool, *, r
         scheme.zero_grad(set_to_none=True)
         scheme.loss(x, y=y).backward()
 
-    def adam(**kw) -> torch.optim.Optimizer:
-        return torch.optim.Adam(scheme.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0, **kw)
+    def optimizer(**kw) -> torch.optim.Optimizer:  # the training's Adam (training.adam), implementation per kw
+        return adam(scheme.parameters(), cfg, **kw)
 
-    opt = adam()
+    opt = optimizer()
     variants: dict[str, Callable[[], object]] = {
         "train_step": make_train_step(scheme, data, cfg, opt),
-        "train_step_foreach": make_train_step(scheme, data, cfg, adam(foreach=True)),
+        "train_step_foreach": make_train_step(scheme, data, cfg, optimizer(foreach=True)),
         "loss_fwd_bwd": loss_fwd_bwd,
         "batching": lambda: scheme.mnm.measure(*global_batch(data, cfg, 7)),
         "adam_step": opt.step,  # grads are left in place by the interleaved fwd_bwd
     }
     notes = {}
     try:
-        fused = adam(fused=True)
+        fused = optimizer(fused=True)
         variants["train_step_fused"] = make_train_step(scheme, data, cfg, fused)
     except (RuntimeError, ValueError) as err:
         notes["train_step_fused"] = f"Adam(fused=True) unavailable: {err}"

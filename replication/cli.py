@@ -7,7 +7,7 @@ Examples:
   python replicate.py --table cifar10 --profile paper --launcher slurm --cluster example-gpu
   python replicate.py --table cifar10 --status                       # what is done / running / failed
   python replicate.py --report                                       # REPORT.md from results/records
-  python replicate.py --claims toy --quick                           # the toy-claims study
+  python replicate.py --claims toy --profile smoke                   # the toy-claims study, seconds-sized
   python replicate.py --drift --table fashion-mnist --profile cpu    # the walk's drift from noised test images
   python replicate.py --stage-assets | --verify-assets               # clean-fid's Inception weights and statistics
 """
@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--table", help=f"one of: {', '.join(experiments.tables())}")
     p.add_argument("--profile", default="quick", choices=experiments.PROFILES,
                    help="paper (GPU, exact settings) | cpu (CPU, about an hour) | quick (CPU, minutes) | smoke (seconds); "
-                        "default quick")
+                        "default quick. --claims toy: quick (minutes; the committed outputs) | smoke (seconds; outputs "
+                        "named *_smoke)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set model.sigma=0.5 --set chain.steps=100000")
     p.add_argument("--only", help="comma-separated experiment ids of the table")
@@ -78,7 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--claims", metavar="TARGET", help="run the toy-claims study (`--claims toy`): records, tables and "
                    "figures of its sweeps in --results; --set takes the walk's settings (chain.delta_over_sigma, "
                    "chain.gamma, chain.u, chain.scheme)")
-    g.add_argument("--quick", action="store_true", help="--claims: seconds-sized run (outputs named *_quick)")
     g.add_argument("--sweeps", help=f"--claims: comma-separated subset of {', '.join(SWEEPS)} (default all)")
     g.add_argument("--drift", action="store_true",
                    help="measure the walk's drift with the trained model of the table's experiment (--only: which; "
@@ -134,8 +134,8 @@ def print_status(exps, results: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results).absolute()
-    if not args.claims and (args.quick or args.sweeps):
-        raise UsageError("--quick and --sweeps go with --claims toy (a table's size is its --profile)")
+    if not args.claims and args.sweeps:
+        raise UsageError("--sweeps goes with --claims toy")
     if not args.drift and (args.drift_chains or args.drift_steps):
         raise UsageError("--drift-chains and --drift-steps go with --drift")
     threads = args.threads or (1 if args.claims or args.drift else None)
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         from .claims.run import run_study
 
         sweeps = [s.strip() for s in (args.sweeps or ",".join(SWEEPS)).split(",") if s.strip()]
-        for line in run_study(args.claims, args.quick, sweeps, _overrides(args.overrides), Path(args.results)):
+        for line in run_study(args.claims, args.profile, sweeps, _overrides(args.overrides), Path(args.results)):
             print(line, flush=True)
         return 0
     if args.drift:
@@ -337,7 +337,9 @@ def _renamed(argv: list[str], names: dict[str, str]) -> list[str]:
 
 
 def claims_alias(argv: list[str]) -> int:
-    """`python -m replication.claims toy [...]` (the old entry point): `replicate.py --claims toy [...]`."""
+    """`python -m replication.claims toy [...]` (the old entry point): `replicate.py --claims toy [...]`; its `--quick`
+    (seconds-sized) is `--profile smoke`."""
+    argv = [a for arg in argv for a in (["--profile", "smoke"] if arg == "--quick" else [arg])]
     return main(["--claims", *_renamed(argv, {"--out": "--results"})])
 
 

@@ -1,4 +1,4 @@
-"""The poster-claims sweeps on the toy mixture (replication/claims/): the quick run writes its outputs, and
+"""The poster-claims sweeps on the toy mixture (replication/claims/): the smoke run writes its outputs, and
 the facts that hold exactly for the exact score hold in what it measures."""
 
 import json
@@ -12,15 +12,22 @@ import torch
 
 from replication.claims.chains import ExactMDensity, ring_prior
 from replication.core.mnm import GaussianMNM
-from replication.claims.profiles import QUICK, SWEEPS
+from replication.claims.profiles import SIZES, SWEEPS, sizes
 from replication.claims.run import run_all
 from replication.claims.sweeps import sweep_smoothing
+from replication.claims.texts import CLAIMS
+from replication.errors import UsageError
+from replication.runs import paper
+from replication.runs.experiments import resolve
+from replication.runs.folders import REPO_ROOT
+
+SMOKE = SIZES["smoke"]
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("claims")
-    return out, run_all(out, quick=True)
+    return out, run_all(out, "smoke")
 
 
 def test_exact_m_density_is_the_library_s():
@@ -39,7 +46,7 @@ def test_exact_m_density_is_the_library_s():
 def test_outputs_written(quick):
     out, res = quick
     for sweep in SWEEPS:
-        name = f"claims_toy_{sweep}_quick"
+        name = f"claims_toy_{sweep}_smoke"
         record = json.loads((out / "records" / f"{name}.json").read_text())
         assert {"run", "table", "experiment", "profile", "config", "seeds", "provenance", "wall_s", "rows"} <= set(record)
         assert record["rows"] and record["provenance"]["git_sha"] and "not paper numbers" in record["scope"]
@@ -97,7 +104,7 @@ def test_fixed_sigma_eff_is_a_friction_change():
     """(sigma=2, M=16, gamma=0.5) walks y_bar exactly like (sigma=0.5, M=1, gamma=2) (module docstring): the same
     switch rate within noise, and clearly fewer switches than (sigma=2, M=4), which is smoother (sigma_eff = 1)."""
     prior = ring_prior()
-    p = replace(QUICK, seed=7)
+    p = replace(SMOKE, seed=7)
     configs = [{"sigma": 2.0, "M": 16, "gamma": 0.5}, {"sigma": 0.5, "M": 1, "gamma": 2.0}, {"sigma": 2.0, "M": 4, "gamma": 0.5}]
     mem, control, smooth = sweep_smoothing(p, prior, configs)[0]
     assert mem["sigma_eff"] == control["sigma_eff"] == 0.5 and mem["gamma_eff"] == control["gamma_eff"] == 2.0
@@ -121,7 +128,7 @@ def test_integrator_rows(quick):
     """The integrators sweep: one row per (integrator, delta/sigma), the exact light-mode share, ghmc's accept rate."""
     rows = quick[1]["integrators"]["rows"]
     assert {(r["integrator"], r["delta_over_sigma"]) for r in rows} == {
-        (i, d) for i in QUICK.in_integrators for d in QUICK.in_deltas}
+        (i, d) for i in SMOKE.in_integrators for d in SMOKE.in_deltas}
     assert all(abs(r["light_share_exact"] - 10 / 36) < 1e-12 for r in rows)
     assert all(0 < r["accept_rate"] <= 1 for r in rows if r["integrator"] == "ghmc")
     assert all(r.get("accept_rate") is None for r in rows if r["integrator"] != "ghmc")
@@ -132,9 +139,31 @@ def test_claims_walk_comes_from_the_registry_and_set(tmp_path, capsys):
     old entry point (`python -m replication.claims toy ... --out DIR`) is an alias of `replicate.py --claims toy`."""
     from replication.cli import claims_alias, main
 
-    assert QUICK.walk(2.0).delta == 2.0 * QUICK.chain.delta_over_sigma == 1.0  # the toy experiment's sigma/2
+    assert SMOKE.walk(2.0).delta == 2.0 * SMOKE.chain.delta_over_sigma == 1.0  # the toy experiment's sigma/2
     assert claims_alias(["toy", "--quick", "--sweeps", "stability", "--set", "chain.scheme=baoab", "--out", str(tmp_path)]) == 0
-    record = json.loads((tmp_path / "records" / "claims_toy_stability_quick_schemebaoab.json").read_text())
+    record = json.loads((tmp_path / "records" / "claims_toy_stability_smoke_schemebaoab.json").read_text())
     assert record["config"]["walk"]["scheme"] == "baoab" and record["config"]["claims"]["chain"]["scheme"] == "baoab"
-    assert main(["--claims", "toy", "--quick", "--set", "model.M=3", "--results", str(tmp_path)]) == 2
+    assert main(["--claims", "toy", "--profile", "smoke", "--set", "model.M=3", "--results", str(tmp_path)]) == 2
     assert "the walk's settings only" in capsys.readouterr().err
+
+
+def test_claims_sizes_are_the_registry_profiles():
+    """The study's sizes hang off the registry's profile names: an unknown profile is the registry's error, a profile
+    without sizes says which have them; quick trains the MLPs as the registry's `toy` experiment at quick."""
+    with pytest.raises(UsageError, match="unknown profile 'full'; known profiles: paper, cpu, quick, smoke"):
+        sizes("full")
+    with pytest.raises(UsageError, match="no 'paper' sizes.*quick.*smoke"):
+        sizes("paper")
+    (toy,) = resolve("toy", "quick")
+    assert sizes("quick").train == toy.train and sizes("quick").hidden == toy.model.width == 128
+    assert (sizes("quick").train.steps, sizes("smoke").train.steps) == (3000, 30)
+    assert sizes("quick").suffix == "" and sizes("smoke").suffix == "_smoke"  # the committed outputs keep their names
+
+
+def test_sweep_claims_are_the_papers_written_once():
+    """The sweeps that test a poster claim name it from runs/paper.py CLAIMS, in the words the committed records hold."""
+    assert CLAIMS["large_m"].startswith(paper.claim("exact_large_m").claim)
+    assert CLAIMS["stability"].startswith(paper.claim("stable_1m").claim)
+    for sweep in SWEEPS:
+        record = json.loads((REPO_ROOT / "results" / "records" / f"claims_toy_{sweep}.json").read_text())
+        assert record["claim"] == CLAIMS[sweep]

@@ -12,7 +12,8 @@ from replication.runs import experiments
 from replication.runs.experiments import resolve
 from replication.runs.folders import run_dir, stage_key, train_dir
 from replication.runs.models import build_model
-from replication.train.training import TrainConfig, train
+from replication.train.spec import TrainSpec
+from replication.train.training import train
 
 REPO = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -61,13 +62,13 @@ def test_bf16_training_runs_and_matches_fp32_loss_at_start(tmp_path):
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         scheme = build_model(e.model, e.image_shape)
-        cfg = TrainConfig(steps=3, batch_size=16, lr=1e-3, seed=0, precision=precision, log_every=1)
-        out = train(scheme, data, cfg, tmp_path / precision, progress=False)
+        cfg = TrainSpec(steps=3, batch_size=16, lr=1e-3, seed=0, precision=precision)
+        out = train(scheme, data, cfg, tmp_path / precision, progress=False, log_every=1)
         losses[precision] = [loss for _, loss in out["history"]]
         assert all(np.isfinite(losses[precision]))
     assert abs(losses["bf16"][0] - losses["fp32"][0]) / losses["fp32"][0] < 1e-2
     with pytest.raises(ValueError, match="unknown precision"):
-        train(build_model(e.model, e.image_shape), data, TrainConfig(steps=1, batch_size=16, lr=1e-3, seed=0,
+        train(build_model(e.model, e.image_shape), data, TrainSpec(steps=1, batch_size=16, lr=1e-3, seed=0,
                                                                       precision="fp8"), tmp_path / "x", progress=False)
 
 

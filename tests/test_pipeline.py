@@ -135,7 +135,8 @@ def test_killed_run_completes_when_run_again(tmp_path, stage, marker):
     (["--claims", "toy", "--set", "chain.scheme=leapfrog"], "unknown walk integrator"),
     (["--claims", "toy", "--sweeps", "large_m,nope"], "unknown sweep"),
     (["--claims", "cifar10"], "--claims toy"),
-    (["--table", "toy", "--quick"], "--quick and --sweeps go with --claims toy"),
+    (["--claims", "toy", "--profile", "paper"], "the claims study has no 'paper' sizes"),
+    (["--table", "toy", "--sweeps", "large_m"], "--sweeps goes with --claims toy"),
     (["--table", "toy", "--drift-steps", "10"], "go with --drift"),
 ])
 def test_bad_input_exits_nonzero_with_one_clear_line(tmp_path, capsys, args, message):

@@ -10,7 +10,8 @@ from replication.core.nets import MLP, build_net
 from replication.core.schemes import MDAE, MEM
 from replication.runs.experiments import ModelSpec, resolve
 from replication.runs.models import build_model, load_model, save_model
-from replication.train.training import TrainConfig, train
+from replication.train.spec import TrainSpec
+from replication.train.training import train
 
 
 class Recorder(torch.nn.Module):
@@ -75,7 +76,7 @@ def test_small_mdae_reaches_bayes_mse_on_a_2d_mixture(tmp_path):
     torch.manual_seed(0)
     mdae = MDAE(MLP(2 * M, 2 * M, hidden=128, depth=3), sigma=sigma, M=M)
     data, _ = prior.sample(20_000, torch.Generator().manual_seed(1))
-    cfg = TrainConfig(steps=3000, batch_size=256, lr=2e-3, seed=0, lr_schedule="cosine", ckpt_every=10_000)
+    cfg = TrainSpec(steps=3000, batch_size=256, lr=2e-3, seed=0, lr_schedule="cosine", ckpt_every=10_000)
     train(mdae, data.float(), cfg, tmp_path, progress=False)
     mnm = GaussianMNM(sigma, M)
     x, _ = prior.sample(20_000, torch.Generator().manual_seed(2))

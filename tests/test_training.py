@@ -6,7 +6,8 @@ import torch
 from replication.core.nets import build_net
 from replication.core.schemes import MDAE
 from replication.data.storage import load_checked
-from replication.train.training import ConfigMismatch, TrainConfig, global_batch, train
+from replication.train.spec import TrainSpec
+from replication.train.training import ConfigMismatch, global_batch, train
 
 
 def make(seed=0):
@@ -15,7 +16,7 @@ def make(seed=0):
 
 
 DATA = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-CFG = TrainConfig(steps=12, batch_size=16, lr=1e-3, seed=3, hflip=True, ema_decay=0.9, ckpt_every=5)
+CFG = TrainSpec(steps=12, batch_size=16, lr=1e-3, seed=3, hflip=True, ema_decay=0.9, ckpt_every=5)
 
 
 def test_interrupted_training_resumes_bit_for_bit(tmp_path):

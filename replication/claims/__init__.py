@@ -1,7 +1,7 @@
 """The toy-claims study: the poster's qualitative claims, measured on the toy 2-D Gaussian mixture (beyond the paper).
 
-    python replicate.py --claims toy [--quick] [--sweeps large_m,smoothing,stability] [--results results]
-    (alias: python -m replication.claims toy [--quick] [--sweeps ...] [--out results])
+    python replicate.py --claims toy [--profile smoke] [--sweeps large_m,smoothing,stability] [--results results]
+    (alias: python -m replication.claims toy [--quick] [--sweeps ...] [--out results]; --quick = --profile smoke)
 
 Every number comes from a run recorded here; none is a paper number. The toy is `ring8` (8 equal modes of
 std 0.2 on a ring of radius 2.5), where the M-density, its score and the Bayes jump are exact
@@ -34,6 +34,7 @@ control rows test this.
 
 Outputs (`out` = --results, results/ by default): records/claims_toy_<sweep>.json (config, seeds, provenance, wall
 time, rows), tables/claims_toy_<sweep>.{csv,md} (large_m also tables/claims_toy_large_m_samples.{csv,md}),
-figures/claims_toy_<sweep>.png. `--quick` runs everything
-in seconds (for the tests) and names its outputs claims_toy_<sweep>_quick.*.
+figures/claims_toy_<sweep>.png. The sizes are the registry's profiles' (profiles.py `sizes`): quick, the default,
+runs in minutes (the committed outputs, the `toy` experiment's training at quick); `--profile smoke` runs everything
+in seconds (for the tests) and names its outputs claims_toy_<sweep>_smoke.*.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ from ..data.datasets import toy_mixture
 from ..evaluation.metrics import mode_weights, total_variation
 from ..sampling.integrators import ChainDiverged, Walk
 from ..sampling.loop import walk_jump
-from ..train.training import TrainConfig, train
+from ..train.spec import TrainSpec
+from ..train.training import train
 from .profiles import MIXTURE, Profile
 
 
@@ -137,11 +138,10 @@ def data_std(prior: GaussianMixture) -> float:
     return float((second - mean**2).mean().sqrt())
 
 
-def train_cfg(p: Profile, M: int, parametrization: str):
-    return TrainConfig(steps=p.train_steps, batch_size=p.batch_size, lr=p.lr,
-                       seed=seeding.derive_seed("claims", p.seed, "train", parametrization, M) % 2**31,
-                       lr_schedule="cosine", warmup_steps=min(50, p.train_steps // 10), ckpt_every=10**9, ckpt_secs=1e12,
-                       log_every=max(1, p.train_steps // 40))
+def train_cfg(p: Profile, M: int, parametrization: str) -> TrainSpec:
+    """The profile's training (`Profile.train`) with the model's own seed and no checkpoints (a throwaway folder)."""
+    return replace(p.train, seed=seeding.derive_seed("claims", p.seed, "train", parametrization, M) % 2**31,
+                   ckpt_every=10**9)
 
 
 def learned_model(p: Profile, prior: GaussianMixture, sigma: float, M: int, parametrization: str):
@@ -156,7 +156,7 @@ def learned_model(p: Profile, prior: GaussianMixture, sigma: float, M: int, para
                  parametrization=parametrization)
     x, _ = prior.sample(50_000, seeding.generator("claims", p.seed, "train-data"))
     with tempfile.TemporaryDirectory(prefix="claims-train-") as tmp:
-        summary = train(model, x.float(), cfg, tmp, progress=False)
+        summary = train(model, x.float(), cfg, tmp, progress=False, log_every=max(1, cfg.steps // 40), ckpt_secs=1e12)
     model.eval()
     info = {"parametrization": parametrization, "M": M, "sigma": sigma, "steps": summary["steps"],
             "final_loss": summary["final_loss"], "wall_s": summary["wall_s"], "train_seed": cfg.seed,

@@ -1,6 +1,6 @@
 """The toy-claims study's runs and outputs: records, tables and figures of each sweep.
 
-    python replicate.py --claims toy [--quick] [--sweeps large_m,smoothing,stability] [--results results]
+    python replicate.py --claims toy [--profile smoke] [--sweeps large_m,smoothing,stability] [--results results]
     (alias: python -m replication.claims toy ...; the command line is replication/cli.py)
 """
 
@@ -25,8 +25,9 @@ from .chains import ring_prior
 from .clmc import sweep_clmc
 from .figures import figure_clmc, figure_integrators, figure_large_m, figure_smoothing, figure_stability
 from .integrators import sweep_integrators
-from .profiles import CLAIMS, FULL, MIXTURE, NOTES, QUICK, SCOPE, SWEEPS, Profile, toy_chain
+from .profiles import DEFAULT, MIXTURE, SWEEPS, Profile, sizes, toy_chain
 from .sweeps import sweep_large_m, sweep_smoothing, sweep_stability
+from .texts import CLAIMS, NOTES, SCOPE
 
 
 def _clean(v):
@@ -99,21 +100,23 @@ def run_sweep(sweep: str, p: Profile, out: Path, prior: GaussianMixture | None =
     return {"sweep": sweep, "wall_s": wall, "cpu_s": cpu, "rows": rows, "paths": paths}
 
 
-def run_all(out: str | Path | None = None, quick: bool = False, sweeps=SWEEPS, profile: Profile | None = None) -> dict:
-    p = profile or (QUICK if quick else FULL)
+def run_all(out: str | Path | None = None, profile: str = DEFAULT, sweeps=SWEEPS) -> dict:
+    """Every sweep of `sweeps` at the study's sizes for `profile` (a registry profile: profiles.sizes)."""
+    p = sizes(profile)
     out = Path(out) if out is not None else REPO_ROOT / "results"
     prior = ring_prior()
     return {s: run_sweep(s, p, out, prior) for s in sweeps}
 
 
-def run_study(target: str, quick: bool, sweeps: list[str], overrides: dict[str, str], out: Path) -> Iterator[str]:
-    """`replicate.py --claims toy`: run the named sweeps (the walk's settings overridden by `--set`), a line per sweep."""
+def run_study(target: str, profile: str, sweeps: list[str], overrides: dict[str, str], out: Path) -> Iterator[str]:
+    """`replicate.py --claims toy --profile P`: run the named sweeps at the study's sizes for P (profiles.sizes; the
+    walk's settings overridden by `--set`), a line per sweep."""
     if target != "toy":
         raise UsageError(f"--claims {target}: only the toy mixture has exact metrics: --claims toy")
     unknown = [s for s in sweeps if s not in SWEEPS]
     if unknown:
         raise UsageError(f"--sweeps: unknown sweep(s) {unknown}; known: {', '.join(SWEEPS)}")
-    p = QUICK if quick else FULL
+    p = sizes(profile)
     if overrides:
         p = replace(p, chain=toy_chain(overrides))
     prior = ring_prior()

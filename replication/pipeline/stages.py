@@ -86,7 +86,7 @@ class TrainStage(Stage):
     def __call__(self, stop_after: int | None = None) -> dict:
         from ..runs.model_store import adopt, committed_model, find_committed
         from ..runs.models import build_model, save_model
-        from ..train.training import TrainConfig, train
+        from ..train.training import train
 
         if (rec := self.done_record()) is not None:
             return rec
@@ -108,11 +108,8 @@ class TrainStage(Stage):
         t = e.train
         if t.init_from:
             scheme.warm_start(committed_model(t.init_from, e.image_shape))
-        cfg = TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed, hflip=t.hflip,
-                          ema_decay=t.ema_decay, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
-                          precision=t.precision, ckpt_every=t.ckpt_every)
         self.dir.mkdir(parents=True, exist_ok=True)
-        out = train(scheme, data.to(self.device), cfg, self.dir, key=key, progress=self.progress, stop_after=stop_after)
+        out = train(scheme, data.to(self.device), t, self.dir, key=key, progress=self.progress, stop_after=stop_after)
         if out["steps"] < t.steps:
             return {"stopped_at": out["steps"]}
         if rank != 0:

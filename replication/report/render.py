@@ -136,7 +136,7 @@ def _paper_lines(table: str) -> list[str]:
     lines = [f"- {n.metric} {n.value:g} ({f'`{n.row}`' if n.row else 'reference row'}): {n.setting}. "
              f"Source: {n.source}." + ("" if n.verified_setting else " Setting unverified.")
              for n in paper.numbers_for(table)]
-    return lines + [f"- \"{text_}\" — {source}." for t, text_, source in paper.PAPER_CLAIMS if t == table]
+    return lines + [f"- \"{quote}\" — {paper.POSTER_TITLE}." for quote in paper.quotes_for(table)]
 
 
 def _sample_lines(records: list[dict], results_dir: Path, out_dir: Path, aliases: dict) -> list[str]:

@@ -9,6 +9,8 @@ returns the table's experiments under a profile:
   quick  CPU-sized (minutes on 2 cores); a small U-Net instead of the U2Net, shorter training and chains.
   smoke  seconds; for the test suite.
 
+The toy-claims study sizes itself by the same names (claims/profiles.py `sizes`: quick and smoke).
+
 Settings the sources leave unverified ([U?], docs/deviations.md §2) are listed in each experiment's `unverified` field and shown in
 the report. `--set section.key=value` overrides any field; every result records its profile and config.
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 from ..data import registry
 from ..errors import UsageError
 from ..sampling.integrators import Walk
+from ..train.spec import TrainSpec
 from .settings import apply_overrides, validate
 
 PROFILES = ("paper", "cpu", "quick", "smoke")
@@ -43,22 +46,6 @@ class ModelSpec:
     #                                   level sigma/sqrt(m), m = 1..M, for the CLMC sampler, docs/method.md §6.2)
     beta: float = 1.0  # MUVB: weight of the KL term of the energy (docs/method.md Eq. 12a) [C]
     zdim: int = 2048  # MUVB: latent channels (at 1x1 for images) [C]
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    steps: int = 1000
-    batch_size: int = 128
-    lr: float = 1e-4
-    seed: int = 0
-    hflip: bool = False
-    ema_decay: float = 0.0  # beyond paper; 0 = off as in the official code
-    lr_schedule: str = "constant"  # beyond paper: "cosine"
-    warmup_steps: int = 0
-    ckpt_every: int = 1000
-    sample_with_ema: bool = False
-    precision: str = "fp32"  # beyond paper: "bf16" = bfloat16 autocast of the forward pass (benchmarks/cpu_speed.py)
-    init_from: str = ""  # beyond paper: a committed model of results/models/ (its file stem) whose weights start training
 
 
 @dataclass(frozen=True)
@@ -373,12 +360,18 @@ def tables() -> tuple[str, ...]:
     return TABLES + tuple(e.table for e in _dataset_experiments())
 
 
+def check_profile(profile: str) -> str:
+    """`profile` if it is one of PROFILES, else the one error for an unknown profile (tables and the claims study)."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    return profile
+
+
 def resolve(table: str, profile: str = "paper", overrides: dict[str, str] | None = None) -> list[Experiment]:
     """The experiments of `table` under `profile`, with `section.key=value` overrides applied and validated."""
     if table not in tables():
         raise UsageError(f"unknown table {table!r}; known tables: {', '.join(tables())}")
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    check_profile(profile)
     shrink = {"paper": lambda e: e, "cpu": _cpu, "quick": _quick, "smoke": _smoke}[profile]
     out = [apply_overrides(shrink(e), overrides or {}) for e in _paper_experiments() + _lever_experiments()
            + _scheme_experiments() + _dataset_experiments() if e.table == table]

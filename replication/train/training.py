@@ -13,7 +13,7 @@ import copy
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,33 +23,24 @@ from tqdm.auto import tqdm
 from ..core import seeding
 from ..data.storage import CorruptCheckpoint, load_checked, save_checked
 from ..errors import ReplicationError, UsageError
+from .spec import TrainSpec
 
 Tensor = torch.Tensor
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int
-    batch_size: int
-    lr: float
-    seed: int
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    hflip: bool = False  # random horizontal flips (CIFAR-10 config [C])
-    ema_decay: float = 0.0  # 0 = off, as in the paper's code; beyond-paper option
-    lr_schedule: str = "constant"  # "constant" (paper) or "cosine" (beyond-paper option)
-    warmup_steps: int = 0
-    precision: str = "fp32"  # "fp32" (reference) or "bf16": bfloat16 autocast of the forward pass, fp32 weights
-    ckpt_every: int = 1000
-    ckpt_secs: float = 600.0
-    log_every: int = 50
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # the paper's Adam (docs/official-settings.md §2), no weight decay
+
+
+def adam(params, spec: TrainSpec, **kw) -> torch.optim.Adam:
+    """The paper's Adam at the spec's learning rate (`kw`: torch's implementation choices, e.g. fused=True)."""
+    return torch.optim.Adam(params, lr=spec.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=0.0, **kw)
 
 
 class ConfigMismatch(ReplicationError, RuntimeError):
     """A checkpoint in the train folder belongs to another training config."""
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
+def _lr_at(cfg: TrainSpec, step: int) -> float:
     scale = 1.0
     if cfg.warmup_steps and step < cfg.warmup_steps:
         scale = (step + 1) / cfg.warmup_steps
@@ -65,7 +56,7 @@ def _epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(n, generator=seeding.generator(seed, "epoch", epoch))
 
 
-def global_batch(data: Tensor, cfg: TrainConfig, step: int) -> tuple[Tensor, torch.Generator]:
+def global_batch(data: Tensor, cfg: TrainSpec, step: int) -> tuple[Tensor, torch.Generator]:
     """The step's batch (drop_last epochs) and the generator for its noise, both functions of `step` only."""
     n = data.shape[0]
     per_epoch = n // cfg.batch_size
@@ -117,12 +108,14 @@ def load_training_checkpoint(run_dir: Path, key: str) -> dict | None:
     return None
 
 
-def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str | Path, *, key: str = "",
-          progress: bool = True, stop_after: int | None = None) -> dict:
-    """Train `scheme` (MDAE or MEM) on `data` (N, *S) float in [0, 1] for cfg.steps Adam steps.
+def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainSpec, run_dir: str | Path, *, key: str = "",
+          progress: bool = True, stop_after: int | None = None, log_every: int = 50, ckpt_secs: float = 600.0) -> dict:
+    """Train `scheme` (MDAE, MEM or MUVB) on `data` (N, *S) float in [0, 1] for cfg.steps Adam steps.
 
     Resumes from run_dir/ckpt.pt when present. `key` identifies the configuration: a checkpoint with
     another key is refused. `stop_after` ends the call early at that step (a stand-in for a kill in tests).
+    The loss history has a point every `log_every` steps; a checkpoint is written every cfg.ckpt_every steps
+    and after `ckpt_secs` seconds without one. cfg.sample_with_ema and cfg.init_from are the pipeline's.
     Returns a summary with the loss history; the caller publishes the model.
     """
     run_dir = Path(run_dir)
@@ -132,8 +125,7 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
     model = scheme
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(scheme)
-    opt = torch.optim.Adam(scheme.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0,
-                           fused=True)  # same algorithm, one kernel (benchmarks/train_step.py)
+    opt = adam(scheme.parameters(), cfg, fused=True)  # same algorithm, one kernel (benchmarks/train_step.py)
     ema = copy.deepcopy(scheme).requires_grad_(False) if cfg.ema_decay > 0 else None
     step, history, wall, running, count = 0, [], 0.0, 0.0, 0
     state = load_training_checkpoint(run_dir, key)
@@ -181,12 +173,12 @@ def train(scheme: torch.nn.Module, data: Tensor, cfg: TrainConfig, run_dir: str 
             dist.all_reduce(logged)
             logged = logged / world
         running, count = running + logged.item(), count + 1
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % log_every == 0 or step == cfg.steps:
             history.append((step, running / count))
             bar.set_postfix(loss=f"{running / count:.3f}")
             running, count = 0.0, 0
         bar.update(1)
-        if step % cfg.ckpt_every == 0 or step == end or time.perf_counter() - last_save > cfg.ckpt_secs:
+        if step % cfg.ckpt_every == 0 or step == end or time.perf_counter() - last_save > ckpt_secs:
             save()
             last_save = time.perf_counter()
     bar.close()
