@@ -80,6 +80,15 @@ def test_clmc_table_smoke_inline(tmp_path):
     assert names["denoise_mse[m=16]"] == pytest.approx(names["denoise_mse"], rel=1e-5)  # level M: the walk-jump's jump
     settle = [v for k, v in names.items() if k.startswith("clmc_inner_settle_step")]
     assert len(settle) == 15 and all(1 <= v <= 16 for v in settle)
+    # the drift measurement walks the experiment's sampler: CLMC chains walk y_1 and jump through the inner walks
+    from replication.pipeline.drift import measure_drift
+    from replication.runs.model_store import adopt_classifier
+
+    clf = tmp_path / "classifier" / "classifier.pt"
+    assert adopt_classifier(e.dataset, clf) is not None
+    out = measure_drift(e, train_dir(e, tmp_path) / "model.pt", clf, None, n_chains=3, steps=10, every=5)
+    assert out["sampler"] == "clmc" and [row["step"] for row in out["rows"]] == [0, 5, 10]
+    assert out["rows"][0]["v_var"] == 0 and out["rows"][-1]["v_var"] > 0 and all(row["r"] > 0 for row in out["rows"])
 
 
 @pytest.mark.slow

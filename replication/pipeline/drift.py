@@ -1,7 +1,8 @@
 """Drift of the walk measured directly: chains started *in* the typical set, from noisy held-out images.
 
 K chains start at y_m = x + sigma * eps_m (x a held-out test image, v = 0), i.e. exactly in the M-density's
-typical set, and walk T steps with the experiment's walk (delta, gamma, u). A sampler that keeps the M-density
+typical set, and walk T steps with the experiment's walk (delta, gamma, u) and sampler (chain.sampler: for CLMC the
+chains walk y_1 alone, started at x + sigma eps_1, and every jump draws y_2..y_M by its inner walks). A sampler that keeps the M-density
 invariant keeps every statistic of the jumps where it started: the mean pixel of the jumps (data: 0.286 on the
 Fashion-MNIST test split) and their Fréchet distance to held-out images in the suite's classifier features. A
 statistic that moves away measures the walk's bias (step size, a non-conservative learned score) at that
@@ -27,6 +28,7 @@ import torch
 from ..data.storage import atomic_write_json
 from ..runs import experiments
 from ..sampling.loop import walk_jump
+from .chain import sampler_functions
 
 
 def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: Path, data_root: str | None,
@@ -43,19 +45,20 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
     from ..runs.models import load_model
 
     scheme = load_model(model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model)
+    score, jump, walked_M = sampler_functions(scheme, e, torch.Generator().manual_seed(seed + 1))
     clf, _ = load_classifier(classifier_path)
     test = to_unit(load_images(e.dataset, data_root, "test")[0])
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(test), generator=g)
     x0, ref = test[pick[:n_chains]], test[pick[n_chains : 2 * n_chains]]
     f_ref = features(clf, ref)
-    y = scheme.mnm.measure(x0, g)
+    y = scheme.mnm.measure(x0, g)[:, :walked_M]  # the sampler's walked state: y (walk-jump) or y_1 (CLMC)
     autograd = e.model.scheme != "mdae"
-    d = math.prod(e.image_shape)
+    sigma = e.model.sigma
 
     def row(step: int, y: torch.Tensor, v: torch.Tensor, x_hat: torch.Tensor) -> dict:
         with torch.no_grad() if autograd else torch.inference_mode():
-            r = float(((y - scheme.x_hat(y)) ** 2).flatten(1).sum(1).mean() / (e.model.M * d * e.model.sigma**2))
+            r = float((sigma**2 * score(y)).pow(2).mean() / sigma**2)  # sigma^2 score = x_hat - y
         x_hat = x_hat.clamp(0, 1)
         return {"step": step, "mean_pixel": float(x_hat.mean()),
                 "class_shares": class_histogram(predict(clf, x_hat).numpy(), 10).round(4).tolist(),
@@ -64,12 +67,12 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
 
     t0 = time.perf_counter()
     with torch.no_grad() if autograd else torch.inference_mode():
-        rows = [row(0, y, torch.zeros_like(y), scheme.jump(y))]
-    for stop in walk_jump(scheme.score, scheme.jump, y, torch.zeros_like(y), walk=e.walk, steps=steps, jump_every=every,
+        rows = [row(0, y, torch.zeros_like(y), jump(y))]
+    for stop in walk_jump(score, jump, y, torch.zeros_like(y), walk=e.walk, steps=steps, jump_every=every,
                           generator=g, autograd=autograd):
         rows.append(row(stop.step, stop.y, stop.v, stop.x_hat))
     calib = {"mean_pixel_data": float(test.mean()), "FD_classifier_real": frechet_distance_features(features(clf, x0), f_ref)}
-    return {"steps": steps, "n_chains": n_chains, "walk": dataclasses.asdict(e.walk), "rows": rows,
+    return {"steps": steps, "n_chains": n_chains, "walk": dataclasses.asdict(e.walk), "sampler": e.chain.sampler, "rows": rows,
             "calibration": calib, "wall_s": time.perf_counter() - t0}
 
 

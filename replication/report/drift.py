@@ -54,9 +54,11 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
             foot = f"{share(first):.2f} → {share(half):.2f} → {p:.2f} (± {math.sqrt(p * (1 - p) / n):.2f})"
         cal = r.get("calibration") or {}
         rv = f"{last['r']:.3f}, {last['v_var']:.3f}" if "r" in last else "—"
-        same = (m["sigma"], m["M"], w["integrator"], round(w["delta"] / m["sigma"], 9), w["gamma"], n, last["step"])
+        sampler = r.get("sampler", "walk_jump")  # recorded since CLMC; older measurements walked the walk-jump chain
+        label = f"σ {m['sigma']:g}, M {m['M']}" + (f", CLMC (K {cfg['chain']['clmc_inner_steps']})" if sampler == "clmc" else "")
+        same = (m["sigma"], m["M"], sampler, w["integrator"], round(w["delta"] / m["sigma"], 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
-            f"σ {m['sigma']:g}, M {m['M']}", w["integrator"], f"{w['delta'] / m['sigma']:g}", f"{w['gamma']:g}", count(n),
+            label, w["integrator"], f"{w['delta'] / m['sigma']:g}", f"{w['gamma']:g}", count(n),
             foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
             f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
             rv, f"{r['wall_s']:.0f} s", same, "walk" in r])))
