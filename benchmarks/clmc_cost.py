@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from replication.pipeline.chain import evals_per_jump, sampler_functions
+from replication.pipeline.samplers import evals_per_jump, sampler_functions
 from replication.runs.experiments import resolve
 from replication.runs.models import build_model
 from replication.sampling.chains import init_chains
@@ -38,7 +38,7 @@ def samplers(profile: str, samples: int):
     for name, e in (("walk_jump", e_walk), ("clmc", e_clmc)):
         gen = torch.Generator().manual_seed(0)
         score, jump, M = sampler_functions(scheme, e, gen)
-        state = dict(zip(("y", "v"), init_chains(1, M, e.image_shape, e.model.sigma, gen)))
+        state = dict(zip(("y", "v"), init_chains(1, M, e.image_shape, e.walk_sigma, gen)))
 
         def run(e=e, score=score, jump=jump, state=state, gen=gen):
             k = e.chain.jump_every

@@ -24,13 +24,16 @@ def gaussian_denoise(ybar: torch.Tensor, m: int) -> torch.Tensor:
     return MU + TAU**2 / (TAU**2 + s2) * (ybar - MU)
 
 
-def clmc_jumps(M: int, inner_steps: int, n: int = 6000, d: int = 2, integrator: str = "baoab") -> torch.Tensor:
-    """Jumps of n independent CLMC samples whose y_1 is drawn exactly from p(y_1) = N(MU, (TAU^2 + SIGMA^2) I)."""
+def clmc_jumps(M: int, inner_steps: int, n: int = 6000, d: int = 2, integrator: str = "baoab",
+               start_level: int = 1) -> torch.Tensor:
+    """Jumps of n independent CLMC samples whose outer state ybar_{m0} (y_1 at m0 = 1) is drawn exactly from its
+    density N(MU, (TAU^2 + SIGMA^2 / m0) I)."""
     g = torch.Generator().manual_seed(0)
-    y1 = MU + math.sqrt(TAU**2 + SIGMA**2) * torch.randn(n, 1, d, generator=g)
-    sampler = CLMC(gaussian_denoise, SIGMA, M, Walk(0.5 * SIGMA, 2.0, 1.0, integrator), inner_steps, g)
+    ybar = MU + math.sqrt(TAU**2 + SIGMA**2 / start_level) * torch.randn(n, 1, d, generator=g)
+    sampler = CLMC(gaussian_denoise, SIGMA, M, Walk(0.5 * SIGMA, 2.0, 1.0, integrator), inner_steps, g,
+                   start_level=start_level)
     with torch.inference_mode():
-        return sampler.jump(y1)
+        return sampler.jump(ybar)
 
 
 @pytest.mark.parametrize("integrator", ["baoab", "aboba"])
@@ -48,6 +51,23 @@ def test_clmc_jump_has_the_exact_law_of_x_hat_at_level_M(integrator):
     assert exact_var - short.var().item() > 5 * se_var, (short.var().item(), exact_var)
 
 
+def test_clmc_from_a_later_level_has_the_same_exact_law():
+    """chain.clmc_start_level m0: the outer state ybar_{m0} is sufficient for x given y_1..y_{m0}, so inner walks on
+    y_{m0+1}..y_M from an exact ybar_{m0} give the same law of x_hat(ybar_M); the outer walk's score is that of the
+    data smoothed at sigma/sqrt(m0) (closed form of the Gaussian prior)."""
+    M, m0 = 8, 4
+    exact_var = TAU**4 / (TAU**2 + SIGMA**2 / M)
+    x = clmc_jumps(M, inner_steps=30, start_level=m0)
+    se_var = exact_var * math.sqrt(2 / x.numel())
+    assert abs(x.mean().item() - MU) < 4 * math.sqrt(exact_var / x.numel())
+    assert abs(x.var().item() - exact_var) < 4 * se_var, (x.var().item(), exact_var)
+    sampler = CLMC(gaussian_denoise, SIGMA, M, Walk(0.5), 3, torch.Generator(), start_level=m0)
+    ybar = torch.randn(5, 1, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(sampler.score(ybar), -(ybar - MU) / (TAU**2 + SIGMA**2 / m0))  # grad log N(MU, s^2)
+    with pytest.raises(ValueError, match="start level"):
+        CLMC(gaussian_denoise, SIGMA, M, Walk(0.5), 3, torch.Generator(), start_level=M + 1)
+
+
 def test_clmc_counts_its_score_evaluations():
     calls = []
 
@@ -63,6 +83,11 @@ def test_clmc_counts_its_score_evaluations():
             sampler.jump(torch.randn(5, 1, 2, generator=g))
         assert len(calls) == sampler.evals_per_jump == 1 + 3 * (3 + 1)
         assert sorted(set(calls)) == [1, 2, 3, 4]
+        calls.clear()  # from start level 3: x_hat(ybar_3), then level 4 alone
+        sampler = CLMC(counting, SIGMA, 4, Walk(0.5, 2.0, 1.0, integrator), 3, g, start_level=3)
+        with torch.inference_mode():
+            sampler.jump(torch.randn(5, 1, 2, generator=g))
+        assert len(calls) == sampler.evals_per_jump == 1 + 1 * (3 + 1) and sorted(set(calls)) == [3, 4]
 
 
 def test_ybar_levels_denoiser_trains_every_level_and_serves_the_walk_at_level_M():
@@ -92,6 +117,11 @@ def test_clmc_settings_are_checked():
         resolve("fashion-mnist-clmc", "smoke", {"chain.sampler": "gibbs"})
     with pytest.raises(UsageError, match="clmc_inner_steps"):
         resolve("fashion-mnist-clmc", "smoke", {"chain.clmc_inner_steps": "0"})
+    for m0 in ("0", "17"):
+        with pytest.raises(UsageError, match="clmc_start_level must be in"):
+            resolve("fashion-mnist-clmc", "smoke", {"chain.clmc_start_level": m0})
+    e = resolve("fashion-mnist-clmc", "smoke", {"chain.clmc_start_level": "4"})[0]  # the walk's step scales with its level
+    assert e.walk_sigma == e.model.sigma / 2 and e.walk.delta == e.chain.delta_over_sigma * e.model.sigma / 2
     with pytest.raises(ValueError, match="M >= 2"):
         CLMC(gaussian_denoise, 1.0, 1, Walk(0.5), 3, torch.Generator())
 

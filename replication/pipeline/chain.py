@@ -44,9 +44,9 @@ from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import done_record
 from ..runs.models import load_model
 from ..sampling.chains import ChainState, init_chains
-from ..sampling.clmc import CLMC, evals_per_jump as clmc_evals_per_jump
 from ..sampling.integrators import ChainDiverged
 from ..sampling.loop import walk_jump
+from .samplers import sampler_functions, score_evals
 
 KEEP_STATES = 2
 COMPILE_ENV = "REPLICATION_COMPILE"  # "1": torch.compile the net for the walk (replicate.py --compile)
@@ -137,7 +137,7 @@ class ChainJob(submitit.helpers.Checkpointable):
             scheme.z_mode, scheme.z_generator = c.muvb_z, gens
         carry = None
         if state is None:
-            y, v = init_chains(c.n_chains, walked_M, e.image_shape, e.model.sigma, gens, init=c.init, device=device)
+            y, v = init_chains(c.n_chains, walked_M, e.image_shape, e.walk_sigma, gens, init=c.init, device=device)
             step, n_shards, prev, wall = 0, 0, None, 0.0
         else:
             y, v = ChainState.from_dict(state["chain"]).restore(gens, device)
@@ -334,30 +334,6 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
                 if n in z:
                     parts[n].append(z[n])
     return {n: np.concatenate(v) for n, v in parts.items() if v}
-
-
-def sampler_functions(scheme, e: Experiment, generator, check_every: int = 1):
-    """(score, jump, M of the walked state) of experiment e's sampler for the walk-jump loop: the scheme's own, or
-    for chain.sampler = clmc the CLMC sampler's, whose walk moves y_1 alone (sampling/clmc.py)."""
-    c = e.chain
-    if c.sampler != "clmc":
-        return scheme.score, scheme.jump, e.model.M
-    sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, c.clmc_inner_steps, generator, check_every)
-    return sampler.score, sampler.jump, 1
-
-
-def evals_per_jump(e: Experiment) -> int:
-    """Score evaluations one jump costs beyond the walk's one per step: the plain jump x_hat(y) one; a CLMC jump
-    its inner walks (sampling.clmc.CLMC.evals_per_jump)."""
-    c = e.chain
-    if c.sampler != "clmc":
-        return 1
-    return clmc_evals_per_jump(e.model.M, c.clmc_inner_steps)
-
-
-def score_evals(e: Experiment, n_jumps: int) -> int:
-    """Score evaluations of one chain: a walk step each, plus the jumps' (what samplers are compared at)."""
-    return e.chain.steps + n_jumps * evals_per_jump(e)
 
 
 def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool) -> dict:

@@ -2,7 +2,8 @@
 
 K chains start at y_m = x + sigma * eps_m (x a held-out test image, v = 0), i.e. exactly in the M-density's
 typical set, and walk T steps with the experiment's walk (delta, gamma, u) and sampler (chain.sampler: for CLMC the
-chains walk y_1 alone, started at x + sigma eps_1, and every jump draws y_2..y_M by its inner walks). A sampler that keeps the M-density
+chains walk y_1 alone, started at x + sigma eps_1, or ybar_{m0} from the mean of m0 measurements, and every jump draws
+the later measurements by its inner walks). A sampler that keeps the M-density
 invariant keeps every statistic of the jumps where it started: the mean pixel of the jumps (data: 0.286 on the
 Fashion-MNIST test split) and their Fréchet distance to held-out images in the suite's classifier features. A
 statistic that moves away measures the walk's bias (step size, a non-conservative learned score) at that
@@ -28,7 +29,7 @@ import torch
 from ..data.storage import atomic_write_json
 from ..runs import experiments
 from ..sampling.loop import walk_jump
-from .chain import sampler_functions
+from .samplers import sampler_functions, walked_state
 
 
 def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: Path, data_root: str | None,
@@ -45,16 +46,16 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
     from ..runs.models import load_model
 
     scheme = load_model(model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model)
-    score, jump, walked_M = sampler_functions(scheme, e, torch.Generator().manual_seed(seed + 1))
+    score, jump, _ = sampler_functions(scheme, e, torch.Generator().manual_seed(seed + 1))
     clf, _ = load_classifier(classifier_path)
     test = to_unit(load_images(e.dataset, data_root, "test")[0])
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(test), generator=g)
     x0, ref = test[pick[:n_chains]], test[pick[n_chains : 2 * n_chains]]
     f_ref = features(clf, ref)
-    y = scheme.mnm.measure(x0, g)[:, :walked_M]  # the sampler's walked state: y (walk-jump) or y_1 (CLMC)
+    y = walked_state(e, scheme.mnm.measure(x0, g))  # y (walk-jump), or y_1 / ybar_{m0} (CLMC)
     autograd = e.model.scheme != "mdae"
-    sigma = e.model.sigma
+    sigma = e.walk_sigma  # the walked density's noise level
 
     def row(step: int, y: torch.Tensor, v: torch.Tensor, x_hat: torch.Tensor) -> dict:
         with torch.no_grad() if autograd else torch.inference_mode():

@@ -30,6 +30,7 @@ from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
 from ..sampling.clmc import CLMC, settling_steps
 from .chain import read_shards
+from .samplers import walked_state
 from .score_common import metric as _metric
 from .score_common import one_step_jumps
 
@@ -285,16 +286,17 @@ INNER_TRACE = (100, 16)  # the CLMC inner-walk trace of the score stage: chains 
 
 
 def _inner_walk_metrics(e: Experiment, jumps: tuple) -> list[dict]:
-    """Where CLMC stops working (docs/method.md §6.1): CLMC jumps from y_1 = noised test images (exact draws of p(y_1))
+    """Where CLMC stops working (docs/method.md §6.1): CLMC jumps from y_1 = noised test images (exact draws of p(y_1);
+    ybar_{m0} = the mean of m0 of their measurements from a start level m0)
     with INNER_TRACE[1] inner steps per level, traced (sampling.clmc.settling_steps): per level m the step at which the
     inner walk's r = |y_m - x_hat(ybar_m)|^2 / (d sigma^2) settles, and r after the first step and settled."""
     n, steps = INNER_TRACE
     _, y, _, scheme = jumps
     trace: list = []
     sampler = CLMC(scheme.denoise, e.model.sigma, e.model.M, e.inner_walk, steps,
-                   torch.Generator(device=y.device).manual_seed(0), trace=trace)
+                   torch.Generator(device=y.device).manual_seed(0), trace=trace, start_level=e.chain.clmc_start_level)
     with torch.inference_mode():
-        sampler.jump(y[:n, :1])
+        sampler.jump(walked_state(e, y[:n]))
     ref = f"{n} noised test images as y_1, {steps} inner steps per level (K = {e.chain.clmc_inner_steps} in the chain)"
     out = []
     for m, st in settling_steps(trace).items():

@@ -3,7 +3,7 @@ at sigma_eff = 0.25 and 0.5, per score evaluation.
 
 Rows: every chain of `--table fashion-mnist-clmc`, and the cpu recipe's plain walk-jump chains of the Fashion-MNIST
 tables with the same walk (BAOAB at delta = sigma/4) and at least PLAIN_MIN_JUMPS jumps with chain statistics. Score
-evaluations come from the record's config (pipeline.chain.score_evals: a walk step each, plus the jumps')."""
+evaluations come from the record's config (pipeline.samplers.score_evals: a walk step each, plus the jumps')."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from ..evaluation import metric_names as mn
-from ..pipeline.chain import score_evals
+from ..pipeline.samplers import score_evals
 from ..runs import experiments
 from .headline import WALK_DATASET, WALK_GROUP, _fd, dedup, stats_parts
 from .tables import chain_statistics, config_hash, count
@@ -44,7 +44,9 @@ def clmc_table(records: list[dict]) -> pd.DataFrame:
         evals = score_evals(e, n_jumps)
         parts = stats_parts(chain_statistics(r), WALK_GROUP)
         s = (chain_statistics(r) or {}).get("switches") or {}
-        sampler = ("CLMC, K = " + str(e.chain.clmc_inner_steps) if e.chain.sampler == "clmc" else "walk-jump")
+        c = e.chain
+        sampler = "walk-jump" if c.sampler != "clmc" else (
+            f"CLMC, K = {c.clmc_inner_steps}" + (f", from ybar_{c.clmc_start_level}" if c.clmc_start_level > 1 else ""))
         rows.append(dict(zip(COLUMNS, [
             sampler, f"{e.model.sigma:g}, {e.model.M}, {e.model.parametrization}",
             f"{e.model.sigma / math.sqrt(e.model.M):.3g}", config_hash(r), count(e.chain.steps), count(evals),

@@ -55,10 +55,14 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
         cal = r.get("calibration") or {}
         rv = f"{last['r']:.3f}, {last['v_var']:.3f}" if "r" in last else "—"
         sampler = r.get("sampler", "walk_jump")  # recorded since CLMC; older measurements walked the walk-jump chain
-        label = f"σ {m['sigma']:g}, M {m['M']}" + (f", CLMC (K {cfg['chain']['clmc_inner_steps']})" if sampler == "clmc" else "")
-        same = (m["sigma"], m["M"], sampler, w["integrator"], round(w["delta"] / m["sigma"], 9), w["gamma"], n, last["step"])
+        c, param = cfg["chain"], m.get("parametrization", "paper")
+        m0 = c.get("clmc_start_level", 1) if sampler == "clmc" else 1
+        s_walk = m["sigma"] / math.sqrt(m0)  # the walked density's noise level: δ is a fraction of it
+        label = f"σ {m['sigma']:g}, M {m['M']}" + (f", {param}" if param != "paper" else "") + (
+            f", CLMC (K {c['clmc_inner_steps']}" + (f", walk on ybar_{m0})" if m0 > 1 else ")") if sampler == "clmc" else "")
+        same = (label, w["integrator"], round(w["delta"] / s_walk, 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
-            label, w["integrator"], f"{w['delta'] / m['sigma']:g}", f"{w['gamma']:g}", count(n),
+            label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", count(n),
             foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
             f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
             rv, f"{r['wall_s']:.0f} s", same, "walk" in r])))

@@ -66,7 +66,9 @@ class ChainSpec:
     # (Saremi, Park & Bach 2024; docs/method.md §6): the walk above moves y_1 alone (sigma-smoothed), and each jump
     # draws y_2..y_M one at a time by `clmc_inner_steps` steps of the same integrator at delta = clmc_inner_delta_over_sigma
     # * sigma and friction clmc_inner_gamma on each log-concave conditional, then jumps from ybar_M (ybar-levels models).
+    # clmc_start_level m0 > 1: the walk moves ybar_{m0} (smoothed at sigma/sqrt(m0)) and the inner walks draw y_{m0+1}..y_M.
     sampler: str = "walk_jump"
+    clmc_start_level: int = 1
     clmc_inner_steps: int = 4
     clmc_inner_delta_over_sigma: float = 0.5
     clmc_inner_gamma: float = 2.0
@@ -101,12 +103,19 @@ class Experiment:
         return registry.get(self.dataset).shape
 
     @property
+    def walk_sigma(self) -> float:
+        """The noise level of the density the walk moves on: sigma (the M-density, CLMC's y_1), or sigma/sqrt(m0) for a
+        CLMC chain whose outer walk moves ybar_{m0} (chain.clmc_start_level = m0; docs/method.md §6.1)."""
+        m0 = self.chain.clmc_start_level if self.chain.sampler == "clmc" else 1
+        return self.model.sigma / math.sqrt(m0)
+
+    @property
     def delta(self) -> float:
-        return self.chain.delta_over_sigma * self.model.sigma
+        return self.chain.delta_over_sigma * self.walk_sigma
 
     @property
     def walk(self) -> Walk:
-        """The walk's settings (delta = chain.delta_over_sigma * sigma, gamma, u, integrator): every chain of this
+        """The walk's settings (delta = chain.delta_over_sigma * walk_sigma, gamma, u, integrator): every chain of this
         experiment, in the pipeline, the drift measurement and the benchmarks, walks with these."""
         c = self.chain
         return Walk(self.delta, c.gamma, c.u, c.scheme)
@@ -152,7 +161,7 @@ class Experiment:
 
 _ADDED_LATER = (("train", "precision", "fp32"), ("train", "init_from", ""), ("model", "beta", 1.0),
                 ("model", "zdim", 2048), ("chain", "muvb_z", "sample"), ("chain", "sampler", "walk_jump"),
-                ("chain", "clmc_inner_steps", 4), ("chain", "clmc_inner_delta_over_sigma", 0.5),
+                ("chain", "clmc_start_level", 1), ("chain", "clmc_inner_steps", 4), ("chain", "clmc_inner_delta_over_sigma", 0.5),
                 ("chain", "clmc_inner_gamma", 2.0))
 
 _PROTOCOL_UNVERIFIED = ("chain burn-in and thinning offset [docs/deviations.md §2.1, U?]",

@@ -81,6 +81,9 @@ def validate(e) -> None:
         if m.parametrization != "ybar-levels":
             raise UsageError(f"{e.id}: chain.sampler=clmc needs a denoiser at every level sigma/sqrt(m): set "
                              f"--set model.parametrization=ybar-levels (got {m.parametrization!r})")
+        if not 1 <= c.clmc_start_level <= m.M:
+            raise UsageError(f"{e.id}: chain.clmc_start_level must be in [1, model.M = {m.M}] (the level m0 whose ybar_m0 "
+                             f"the outer walk moves), got {c.clmc_start_level}")
         if c.clmc_inner_steps < 1 or not (c.clmc_inner_delta_over_sigma > 0 and c.clmc_inner_gamma > 0):
             raise UsageError(f"{e.id}: chain.clmc_inner_steps must be >= 1, clmc_inner_delta_over_sigma and "
                              f"clmc_inner_gamma > 0")

@@ -14,6 +14,9 @@ mean ybar_m of the first m measurements:
 
 As one long chain (docs/method.md §6.1): the outer walk moves y_1 with the walk-jump loop (sampling.loop.walk_jump);
 every jump draws y_2..y_M afresh by inner walks, jumps from ybar_M and discards them, and the outer chain goes on.
+From a start level m0 > 1 the outer walk moves ybar_{m0} instead, whose density is the data's smoothed at
+sigma/sqrt(m0) (score (x_hat(ybar; sigma/sqrt(m0)) - ybar) m0 / sigma^2); ybar_{m0} is sufficient for x given
+y_1..y_{m0}, so the inner walks go on from it with y_{m0+1}..y_M.
 Each inner walk starts at y_m = x_hat(ybar_{m-1}) + sigma eps with v ~ N(0, I/u). Every random number comes from
 the chain's generator(s), so a chain stopped and resumed at a yielded step is bit-identical to an uninterrupted one.
 """
@@ -31,16 +34,17 @@ SAMPLERS = ("walk_jump", "clmc")  # chain.sampler: the paper's walk-jump loop (s
 Denoise = Callable[[Tensor, int], Tensor]  # (ybar (N, *S), level m) -> x_hat(ybar; sigma/sqrt(m)) (N, *S)
 
 
-def evals_per_jump(M: int, inner_steps: int) -> int:
-    """Score (denoiser) evaluations of one CLMC jump: x_hat(y_1), then per level m = 2..M the K inner steps and one
-    more: a walk that carries its score (BAOAB) spends it on its start and hands x_hat(ybar_m) = y_m + sigma^2
+def evals_per_jump(M: int, inner_steps: int, start_level: int = 1) -> int:
+    """Score (denoiser) evaluations of one CLMC jump: x_hat(ybar_{m0}), then per level m = m0+1..M the K inner steps
+    and one more: a walk that carries its score (BAOAB) spends it on its start and hands x_hat(ybar_m) = y_m + sigma^2
     score_m over at the end; the others spend it on x_hat(ybar_m) at the end."""
-    return 1 + (M - 1) * (inner_steps + 1)
+    return 1 + (M - start_level) * (inner_steps + 1)
 
 
 class CLMC:
     """The CLMC sampler's two halves for the walk-jump loop: `score` (the outer walk on y_1, shaped (N, 1, *S)) and
-    `jump` (the inner walks on y_2..y_M, then x_hat(ybar_M)).
+    `jump` (the inner walks on y_2..y_M, then x_hat(ybar_M)); from `start_level` m0 > 1 the outer state is ybar_{m0}
+    and the inner walks draw y_{m0+1}..y_M.
 
     `denoise(ybar, m)` is x_hat(ybar; sigma/sqrt(m)) (core.schemes.YbarLevels.denoise, or an exact denoiser);
     `inner` the inner walks' settings, `inner_steps` K their length. `trace`, when a list, receives per jump and
@@ -49,29 +53,34 @@ class CLMC:
     """
 
     def __init__(self, denoise: Denoise, sigma: float, M: int, inner: Walk, inner_steps: int, generator: Generators,
-                 check_every: int = 1, trace: list | None = None):
+                 check_every: int = 1, trace: list | None = None, start_level: int = 1):
         if M < 2:
             raise ValueError(f"CLMC needs M >= 2 measurements, got M = {M}")
         if inner_steps < 1:
             raise ValueError(f"CLMC needs inner_steps >= 1, got {inner_steps}")
-        self.denoise, self.sigma, self.M = denoise, float(sigma), int(M)
+        if not 1 <= start_level <= M:
+            raise ValueError(f"CLMC's start level must be in [1, M = {M}], got {start_level}")
+        self.denoise, self.sigma, self.M, self.start_level = denoise, float(sigma), int(M), int(start_level)
         self.inner, self.inner_steps, self.generator = inner, int(inner_steps), generator
         self.check_every, self.trace = check_every, trace
 
     @property
     def evals_per_jump(self) -> int:
-        return evals_per_jump(self.M, self.inner_steps)
+        return evals_per_jump(self.M, self.inner_steps, self.start_level)
 
     def score(self, y: Tensor) -> Tensor:
-        """The outer walk's score on y = y_1 (N, 1, *S): (x_hat(y_1; sigma) - y_1) / sigma^2 (Eq. 27 at m = 1)."""
-        return (self.denoise(y[:, 0], 1).unsqueeze(1) - y) / self.sigma**2
+        """The outer walk's score on y = ybar_{m0} (N, 1, *S), y_1 at m0 = 1: (x_hat(ybar; sigma/sqrt(m0)) - ybar) m0 /
+        sigma^2 (Eq. 27 at m = 1; at m0 the score of the data smoothed at sigma/sqrt(m0), Eq. 5)."""
+        m0 = self.start_level
+        return (self.denoise(y[:, 0], m0).unsqueeze(1) - y) / (self.sigma**2 / m0)
 
     def jump(self, y: Tensor) -> Tensor:
-        """One CLMC sample from the outer state y = y_1 (N, 1, *S): y_2..y_M by inner walks, x_hat(ybar_M) (N, *S)."""
-        sigma, gen = self.sigma, self.generator
-        total = y[:, 0].clone()  # y_1 + ... + y_{m-1}
-        x_hat = self.denoise(total, 1)
-        for m in range(2, self.M + 1):
+        """One CLMC sample from the outer state y = ybar_{m0} (N, 1, *S): y_{m0+1}..y_M by inner walks, x_hat(ybar_M)
+        (N, *S)."""
+        sigma, gen, m0 = self.sigma, self.generator, self.start_level
+        total = m0 * y[:, 0]  # y_1 + ... + y_{m-1}: only their sum (m0 ybar_{m0}) enters the later levels
+        x_hat = self.denoise(y[:, 0], m0)
+        for m in range(m0 + 1, self.M + 1):
             prefix = total.clone()
 
             def score_m(y_m: Tensor, prefix: Tensor = prefix, m: int = m) -> Tensor:
