@@ -15,8 +15,6 @@ on one d-dimensional input per evaluation).
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from replication.pipeline.samplers import evals_per_jump, sampler_functions
@@ -51,14 +49,11 @@ def samplers(profile: str, samples: int):
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.parser(__doc__, whole_doc=True)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--profile", default="cpu", help="the registry profile whose nets and settings are timed")
     ap.add_argument("--samples", type=int, default=4, help="samples per timed call")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="folder of clmc_cost.csv (default results/benchmarks)")
-    args = ap.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(ap, argv)
     repeats, warmup = (3, 1) if args.quick else (7, 1)
     runs = samplers(args.profile, args.samples)
     load = common.load1()

@@ -13,13 +13,14 @@ so timings are never compared across machines or loads by accident (filter on `d
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import functools
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,41 @@ def print_rows(rows: Sequence[Mapping]) -> None:
 def set_threads(threads: int | None) -> None:
     """Pin intra-op threads (default 1: on a shared 2-core box, 2 OpenMP threads stall on each other's load)."""
     torch.set_num_threads(threads or 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line: what every benchmark's main shares.
+
+
+def parser(doc: str, whole_doc: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's argument parser with --threads and --out; the caller adds its own options. Described by the first
+    line of `doc` (the module docstring), or all of it, as written, when `whole_doc`."""
+    p = argparse.ArgumentParser(description=doc if whole_doc else doc.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter if whole_doc else argparse.HelpFormatter)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    p.add_argument("--out", default=None, help="output folder (default results/benchmarks)")
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The parsed arguments, with the intra-op threads pinned to --threads."""
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    return args
+
+
+def pick(plan: Sequence[tuple], cases: str) -> list[tuple]:
+    """The rows of a plan whose case (first field) is one of the comma-separated `cases`; all of them when empty."""
+    return [row for row in plan if row[0] in cases.split(",")] if cases else list(plan)
+
+
+def record(name: str, cases: Iterable[list[dict]], out_dir: str | Path | None = None) -> list[dict]:
+    """Print each case's rows and append them to <out_dir>/<name>.csv as the case finishes (a later crash keeps the
+    cases done); `cases` yields one list of rows per case (a generator: the benchmark runs as it is consumed).
+    Returns all rows."""
+    rows: list[dict] = []
+    for r in cases:
+        print_rows(r)
+        append_csv(name, r, out_dir)
+        rows += r
+    return rows

@@ -27,7 +27,6 @@ Writes results/benchmarks/cost_model.csv and results/benchmarks/cost_model.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,7 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-from replication.core.nets import U2Net
+from replication.core.nets import ConvSiLU, U2Net
 from replication.core.schemes import MDAE, MUVB
 from replication.core.vdvae import vae_resnets
 from replication.sampling.chains import init_chains
@@ -147,8 +146,6 @@ def host_overhead_per_op(repeats: int = 7, calls: int = 200) -> float:
     Proxy: a U2Net CONV unit (3x3 conv + SiLU, two ops) on a 1x1x1x1 tensor, whose compute is negligible.
     (A meta-device forward is no proxy: meta kernels of conv/upsample run Python shape functions.)
     """
-    from replication.core.nets import ConvSiLU
-
     unit, x = ConvSiLU(1, 1), torch.zeros(1, 1, 1, 1)
 
     def run():
@@ -295,11 +292,7 @@ def to_markdown(df: pd.DataFrame, env: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(common.parser(__doc__), argv)
     env = common.environment("cpu")
     t0 = time.perf_counter()
     global HOST_MEASURED

@@ -17,7 +17,6 @@ tolerance. Thread counts are separate runs (`--threads 1` and `--threads 2`), re
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 
@@ -114,16 +113,13 @@ def bench_walk(case_name: str, steps: int, repeats: int, warmup: int, variants) 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--cases", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--walk-steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--out", default=None, help="folder for cpu_speed.csv (default results/benchmarks)")
-    a = p.parse_args(argv)
-    common.set_threads(a.threads)
+    a = common.parse(p, argv)
     variants = a.variants.split(",")
     rows = []
     for case in a.cases.split(","):

@@ -15,7 +15,6 @@ network: no timings. Writes results/benchmarks/muvb_noise.csv.
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import pandas as pd
@@ -65,11 +64,7 @@ def measure(integrator: str, delta_over_sigma: float, z_mode: str, chains: int =
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(common.parser(__doc__), argv)
     walks = [("baoab", 0.25), ("baoab", 0.5), ("baoab", 1.0), ("aboba", 0.5), ("aboba", 1.0)]  # cpu recipe .. official MUVB
     rows = [measure(i, dos, z) for i, dos in walks for z in ("mean", "sample")]
     df = pd.DataFrame(rows)

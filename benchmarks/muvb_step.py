@@ -27,8 +27,6 @@ graph bookkeeping that the forward under autograd adds; the integrator's own ari
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from replication.runs.experiments import resolve
@@ -102,20 +100,11 @@ def bench_case(name: str, *, steps: int | None = None, repeats: int | None = Non
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--cases", default=",".join(PLAN), help="comma-separated subset of: " + ",".join(PLAN))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None, help="output folder (default results/benchmarks)")
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(p, argv)
     device = common.default_device()
-    rows = []
-    for name in args.cases.split(","):
-        r = bench_case(name, device=device)
-        common.print_rows(r)
-        common.append_csv("muvb_step", r, args.out)
-        rows += r
-    return rows
+    return common.record("muvb_step", (bench_case(name, device=device) for name in args.cases.split(",")), args.out)
 
 
 if __name__ == "__main__":

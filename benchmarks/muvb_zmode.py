@@ -10,7 +10,6 @@ draws (the score's noise as it reaches a sample). Prints one line per mode and w
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -25,15 +24,12 @@ from . import common
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--table", default="fashion-mnist-schemes")
     p.add_argument("--profile", default="cpu")
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--results", default=None, help="results folder of the run (default results/)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(p, argv)
     overrides = dict(s.split("=", 1) for s in args.set)
     rows = []
     for e in resolve(args.table, args.profile, overrides):

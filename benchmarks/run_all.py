@@ -8,19 +8,16 @@ Rows are appended to results/benchmarks/*.csv (cost_model.csv/.md are rewritten)
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from . import common, cost_model, muvb_step, scaling, train_step, walk_step
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None, help="CSV folder (default results/benchmarks)")
     p.add_argument("--only", default="cost_model,walk_step,muvb_step,train_step,scaling")
-    args = p.parse_args(argv)
+    args = p.parse_args(argv)  # not common.parse: each benchmark pins its own threads (the line below prints both)
     common_args = ["--threads", str(args.threads)] + (["--out", args.out] if args.out else [])
     quick = ["--quick"] if args.quick else []
     figure = ["--figure", f"{args.out}/benchmark_scaling.png"] if args.out else []

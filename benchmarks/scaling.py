@@ -18,9 +18,9 @@ Writes results/benchmarks/scaling.csv and results/figures/benchmark_scaling.png.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -85,12 +85,12 @@ def sweep(name: str, cases: list[Case], axis: str, *, steps: list[int], repeats:
 
 def plot(df, path: Path) -> Path:
     """Two log-log panels (cost vs M, cost vs resolution): wall median with IQR, CPU time, FLOPs-proportional."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib and seaborn (seconds), only for the figure
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from matplotlib.lines import Line2D
+    import matplotlib.pyplot as plt  # heavy: as above; after use("Agg")
+    import seaborn as sns  # heavy: as above
+    from matplotlib.lines import Line2D  # heavy: as above
 
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
@@ -129,21 +129,16 @@ def plot(df, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
     p.add_argument("--figure", default=str(common.FIGURES / "benchmark_scaling.png"))
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the latest rows of scaling.csv")
-    args = p.parse_args(argv)
+    args = common.parse(p, argv)
     if args.plot_only:
-        import pandas as pd
-
         df = pd.read_csv(Path(args.out or common.RESULTS) / "scaling.csv")
         df = df.drop_duplicates(["case", "axis", "M", "H"], keep="last")
         print(f"wrote {plot(df, Path(args.figure))}")
         return df.to_dict("records")
-    common.set_threads(args.threads)
     device = common.default_device()
     repeats = 5
     rows = []
@@ -157,10 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       steps=[1 if H == 256 else k for H in Hs], repeats=repeats, device=device)
         common.print_rows(rows[-len(Hs):])
     path = common.append_csv("scaling", rows, args.out)
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    print(f"wrote {path} and {plot(df, Path(args.figure))}")
+    print(f"wrote {path} and {plot(pd.DataFrame(rows), Path(args.figure))}")
     return rows
 
 

@@ -23,7 +23,6 @@ image, so indexing costs what it costs on real data without holding it in memory
 
 from __future__ import annotations
 
-import argparse
 from typing import Callable
 
 import torch
@@ -109,24 +108,15 @@ def bench_case(name: str, case: Case, batch: int, n_data: int, hflip: bool, *, r
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--cases", default="", help="comma-separated subset of: quick,u2net28,u2net32")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(p, argv)
     device = common.default_device()
-    plan = PLAN_QUICK if args.quick else PLAN_FULL
-    if args.cases:
-        plan = [row for row in plan if row[0] in args.cases.split(",")]
-    rows = []
-    for name, batch, n_data, hflip, repeats in plan:
-        r = bench_case(name, CASES[name], batch, n_data, hflip, repeats=repeats, warmup=1, device=device)
-        common.print_rows(r)
-        common.append_csv("train_step", r, args.out)
-        rows += r
-    return rows
+    plan = common.pick(PLAN_QUICK if args.quick else PLAN_FULL, args.cases)
+    return common.record("train_step", (bench_case(name, CASES[name], batch, n_data, hflip, repeats=repeats, warmup=1,
+                                                   device=device)
+                                        for name, batch, n_data, hflip, repeats in plan), args.out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Variants (each with its matching forward as baseline):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 from dataclasses import replace
@@ -214,27 +213,19 @@ QUICK_U2NET_VARIANTS = {"no_grad", "inference_mode", "overhead"}  # --quick: the
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.parser(__doc__)
     p.add_argument("--quick", action="store_true", help="batch 1 (and one larger batch for the small nets), fewer variants")
     p.add_argument("--cases", default="", help="comma-separated subset of: " + ",".join(CASES))
     p.add_argument("--compile", default=None, help="cases to try torch.compile on (default: quick,mlp unless --quick)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None, help="output folder (default results/benchmarks)")
-    args = p.parse_args(argv)
-    common.set_threads(args.threads)
+    args = common.parse(p, argv)
     device = common.default_device()
-    plan = PLAN_QUICK if args.quick else PLAN_FULL
-    if args.cases:
-        plan = [row for row in plan if row[0] in args.cases.split(",")]
+    plan = common.pick(PLAN_QUICK if args.quick else PLAN_FULL, args.cases)
     compile_cases = set((args.compile if args.compile is not None else ("" if args.quick else "quick,mlp")).split(","))
-    rows = []
-    for name, batch, steps, repeats in plan:
-        r = bench_case(name, CASES[name], batch, steps=steps, repeats=repeats, warmup=1, device=device,
-                       compile_net=name in compile_cases and batch == 1,
-                       variants=QUICK_U2NET_VARIANTS if args.quick and name.startswith("u2net") else None)
-        common.print_rows(r)
-        common.append_csv("walk_step", r, args.out)
-        rows += r
+    rows = common.record("walk_step", (bench_case(name, CASES[name], batch, steps=steps, repeats=repeats, warmup=1,
+                                                  device=device, compile_net=name in compile_cases and batch == 1,
+                                                  variants=QUICK_U2NET_VARIANTS if args.quick and name.startswith("u2net")
+                                                  else None)
+                                       for name, batch, steps, repeats in plan), args.out)
     if device.type != "cuda":
         print("cuda_graph: skipped (no CUDA device)", flush=True)
     return rows

@@ -21,15 +21,30 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+import torch
+
 from .claims.profiles import SWEEPS
+from .claims.run import run_study
 from .data import registry
+from .data.datasets import download
+from .data.storage import atomic_write_json
 from .errors import ReplicationError, UsageError
+from .evaluation.assets import assets_dir, stage_assets, verify_assets
 from .pipeline.chain import COMPILE_ENV
-from .pipeline.executors import LAUNCHERS
+from .pipeline.clusters import Resources
+from .pipeline.drift import record_drift
+from .pipeline.executors import LAUNCHERS, make_executor
+from .pipeline.ledger import cancel_jobs, job_states, record_job
 from .pipeline.stages import STAGE_CLASSES
+from .pipeline.statistics import backfill
+from .pipeline.submit import submit_slurm
+from .report.render import anchor, write_report
 from .report.run_summary import modified_tracked, recorded_spread_line, rewritten_lines, spread_lines, summarize
 from .runs import experiments
-from .runs.folders import REPO_ROOT, STAGES, reset_stage, run_dir, stage_status
+from .runs.folders import REPO_ROOT, STAGES, classifier_path, reset_stage, run_dir, stage_key, stage_status, train_dir
+from .runs.model_store import publish, publish_classifier
+from .runs.models import parameter_counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,8 +131,6 @@ def select(args: argparse.Namespace) -> list[experiments.Experiment]:
 
 
 def print_status(exps, results: Path) -> None:
-    from .pipeline.ledger import job_states
-
     for e in exps:
         print(f"{e.id} [{e.profile}] {run_dir(e, results)}")
         if not e.implemented:
@@ -140,26 +153,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--drift-chains and --drift-steps go with --drift")
     threads = args.threads or (1 if args.claims or args.drift else None)
     if threads:
-        import torch
-
         os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by local/submitit subprocesses
         torch.set_num_threads(threads)
     if args.claims:
-        from .claims.run import run_study
-
         sweeps = [s.strip() for s in (args.sweeps or ",".join(SWEEPS)).split(",") if s.strip()]
         for line in run_study(args.claims, args.profile, sweeps, _overrides(args.overrides), Path(args.results)):
             print(line, flush=True)
         return 0
     if args.drift:
-        from .pipeline.drift import record_drift
-
         print("\n".join(record_drift(select(args)[0], Path(args.results), args.data_root, args.drift_chains or 100,
                                      args.drift_steps or 2000)))
         return 0
     if args.verify_assets:
-        from .evaluation.assets import verify_assets
-
         report = verify_assets(args.assets)
         for name, status in report.items():
             print(f"{name}: {status}")
@@ -167,9 +172,6 @@ def run(args: argparse.Namespace) -> int:
     if args.compile:
         os.environ[COMPILE_ENV] = "1"  # read by the chain stage, here or in local/submitit subprocesses
     if args.report:
-        from .pipeline.statistics import backfill
-        from .report.render import write_report
-
         for line in backfill(results, args.data_root, args.device):  # records scored before the chain statistics
             print(f"filled in {line}")
         out = write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results"
@@ -177,22 +179,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} and {results / 'APPENDIX.md'}")
         return 0
     if args.stage_assets:
-        from .evaluation.assets import assets_dir, stage_assets
-
         stage_assets(assets_dir(args.assets))
         return 0
     if args.download:
-        from .data.datasets import download
-
         download(args.download, args.data_root)
         return 0
     exps = select(args)
     if args.retrain and "train" not in args.force:
         args.force.append("train")
     if args.publish_model:
-        from .runs.folders import classifier_path, stage_key, train_dir
-        from .runs.model_store import publish, publish_classifier
-
         for e in exps:
             print(f"{e.id}: published {publish(e, stage_key(e, 'train'), train_dir(e, results), args.data_root)}")
             if e.score.classifier and classifier_path(e, results).exists():
@@ -202,8 +197,6 @@ def run(args: argparse.Namespace) -> int:
         print_status(exps, results)
         return 0
     if args.cancel:
-        from .pipeline.ledger import cancel_jobs
-
         for e in exps:
             if run_dir(e, results).exists():
                 print(f"{e.id}: cancelled {cancel_jobs(run_dir(e, results)) or 'nothing'}")
@@ -234,12 +227,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         work += 1
         run_dir(e, results).mkdir(parents=True, exist_ok=True)
-        from .data.storage import atomic_write_json
-
         atomic_write_json(run_dir(e, results) / "experiment.json", e.to_dict())
         if args.launcher == "slurm":
-            from .pipeline.submit import submit_slurm
-
             submit_slurm(e, pending, args, results)
         else:
             _run_stages(e, pending, args, results)
@@ -261,16 +250,12 @@ COST_MODEL = REPO_ROOT / "results" / "benchmarks" / "cost_model.csv"  # python -
 def _plan_lines(e: experiments.Experiment) -> list[str]:
     """The dry run's model line (parameters, counted on the meta device) and, at the paper profile, the cost model's
     GPU-hour estimate for the experiment (results/benchmarks/cost_model.md: modelled for an H100, not measured)."""
-    from .runs.models import parameter_counts
-
     n = parameter_counts(e.model, e.image_shape)
     parts = " + ".join(f"{v:,} ({k})" for k, v in n.items() if k != "total")
     lines = [f"  model   {e.model.scheme} / {e.model.net}: {n['total']:,} parameters" + (f" = {parts}" if parts else "")]
     if e.profile == "paper":
         row = None
         if COST_MODEL.exists():
-            import pandas as pd
-
             df = pd.read_csv(COST_MODEL)
             rows = df[df["experiment"] == e.id] if "experiment" in df else df.iloc[0:0]
             row = rows.iloc[0] if len(rows) else None
@@ -283,8 +268,6 @@ def _plan_lines(e: experiments.Experiment) -> list[str]:
 
 def _print_summary(ran, results: Path, report: Path | None, before) -> None:
     """The closing printout: metrics with calibration points, a verdict, paths; committed files rewritten."""
-    from .report.render import anchor
-
     report = report or REPO_ROOT / "REPORT.md"
     lines = ["", "Summary of this run (details: the record and the report section named below)"]
     runs = [(e.run_name, e.table, anchor(e.table)) for e in ran]
@@ -297,10 +280,6 @@ def _print_summary(ran, results: Path, report: Path | None, before) -> None:
 
 
 def _run_stages(e, pending, args, results: Path) -> None:
-    from .pipeline.clusters import Resources
-    from .pipeline.executors import make_executor
-    from .pipeline.ledger import record_job
-
     for s in pending:
         stage = STAGE_CLASSES[s](e.to_dict(), str(results), args.data_root, args.device, not args.no_progress,
                                  retrain=args.retrain)
@@ -319,8 +298,6 @@ def _run_stages(e, pending, args, results: Path) -> None:
 
 def _report(results: Path) -> Path | None:
     """Regenerate the report of a results folder: REPORT.md for the repo's results/, else <results>/REPORT.md."""
-    from .report.render import write_report
-
     if not (results / "records").exists():
         return None
     return write_report(results / "records", REPO_ROOT / "REPORT.md" if results == REPO_ROOT / "results" else results / "REPORT.md",

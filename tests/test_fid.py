@@ -99,9 +99,13 @@ def x_dir(tmp_path_factory):
     return I.export_pngs(images(seed=0), tmp_path_factory.mktemp("x") / "png")
 
 
-def test_feature_count_equals_n(x_dir, proj16):
+def test_features_are_the_pooled_projection_of_each_image_in_file_order(x_dir, proj16):
+    """test-proj16 through clean-fid's folder reader (legacy_tensorflow: no resize; PNGs lossless): the 8x8 block means
+    of x/255 (a 4x4 pool of 32x32) times the fixed 48x16 matrix, one row per image in export order."""
     feats = features(x_dir, proj16)
-    assert feats.shape == (N, 16)
+    pooled = (images(seed=0).astype(np.float64) / 255).reshape(N, 3, 4, 8, 4, 8).mean((3, 5)).reshape(N, 48)
+    w = np.random.RandomState(F.TEST_PROJ_SEED).standard_normal((48, 16)) / np.sqrt(48)
+    np.testing.assert_allclose(feats, pooled @ w, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="expected exactly 41"):
         features(x_dir, proj16, expected_n=41)
 

@@ -82,8 +82,20 @@ def test_rsu_shape(L):
 # Small nets.
 
 
-def test_small_unet_param_count_in_range():
-    assert 200_000 <= count_params(SmallUNet(1, 1, width=32)) <= 1_000_000
+def _small_unet_params(c_in: int, c_out: int, w: int, noise_conditional: bool = False) -> int:
+    """SmallUNet's parameter count in closed form, from its docstring's layout (GroupNorm: 2 per channel)."""
+    h, e = w // 2, (2 * w if noise_conditional else 0)
+    conv = lambda i, o, k=3: i * o * k * k + o  # noqa: E731
+    res = lambda i, o: 2 * i + conv(i, o) + 2 * o + conv(o, o) + (conv(i, o, 1) if i != o else 0) + (e * o + o if e else 0)  # noqa: E731
+    embed = (16 * e + e) + (e * e + e) if e else 0
+    return (conv(c_in, h) + res(h, h) + res(h, w) + res(w, w) + res(w, 2 * w) + 2 * res(2 * w, 2 * w)
+            + res(3 * w, w) + res(w, w) + res(w + h, h) + 2 * h + conv(h, c_out) + embed)
+
+
+@pytest.mark.parametrize("c, width, noise_conditional", [(1, 32, False), (16, 32, False), (16, 32, True), (3, 8, False)])
+def test_small_unet_param_count_is_the_closed_form(c, width, noise_conditional):
+    net = SmallUNet(c, c, width=width, noise_conditional=noise_conditional)
+    assert count_params(net) == _small_unet_params(c, c, width, noise_conditional)
 
 
 @pytest.mark.parametrize("size", [(28, 28), (32, 32), (27, 29), (7, 5), (1, 1)])
@@ -95,10 +107,14 @@ def test_small_unet_shape(size):
     out.sum().backward()
 
 
-def test_mlp_shape():
+def test_mlp_is_two_silu_layers_and_a_linear_readout():
+    torch.manual_seed(0)
     net = MLP(8, 6, hidden=32, depth=2)
-    assert net(torch.randn(5, 8)).shape == (5, 6)
-    assert sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 3
+    x = torch.randn(5, 8)
+    (w1, b1), (w2, b2), (w3, b3) = [(m.weight, m.bias) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    silu = lambda z: z * torch.sigmoid(z)  # noqa: E731
+    torch.testing.assert_close(net(x), silu(silu(x @ w1.T + b1) @ w2.T + b2) @ w3.T + b3)
+    assert (w1.shape, w2.shape, w3.shape) == ((32, 8), (32, 32), (6, 32))
 
 
 # Registry.

@@ -209,10 +209,17 @@ def test_per_chain_generators_make_a_chain_independent_of_its_batch():
 
 
 def test_init_replicates_one_uniform_image_across_measurements():
+    """y_0 = u + sigma eps with one U(0, 1) image u per chain shared by the M blocks (the generator's draws in order:
+    chain 1's u and eps, then chain 2's), v_0 = 0."""
+    sigma = 0.1
+    y, v = init_chains(2, 8, (1, 4, 4), sigma, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
-    y, v = init_chains(2, 8, (1, 4, 4), 1e-6, g)
-    assert y.shape == (2, 8, 1, 4, 4) and not v.any()
-    assert (y - y[:, :1]).abs().max() < 1e-4 and 0 <= y.min() and y.max() <= 1
+    want = []
+    for _ in range(2):
+        u = torch.rand((1, 4, 4), generator=g)
+        want.append(u.expand(8, 1, 4, 4) + sigma * torch.randn((8, 1, 4, 4), generator=g))
+    torch.testing.assert_close(y, torch.stack(want), rtol=0, atol=0)
+    assert not v.any() and v.shape == y.shape
 
 
 def test_deferred_divergence_check_reports_the_same_step():

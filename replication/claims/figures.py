@@ -7,18 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..evaluation.images import pyplot
 
 
 def figure_large_m(df: pd.DataFrame, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     ax = axes[0]
     mse = df[df["jump_mse"].notna()]
@@ -45,7 +38,7 @@ def figure_large_m(df: pd.DataFrame, path: Path) -> None:
 
 
 def figure_smoothing(df: pd.DataFrame, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for (s, control), sub in df.groupby(["set", df["control_for"] != ""], sort=False):
         label = f"{s}" + (" (M=1 controls, γ=0.5√M)" if control else "")
@@ -82,7 +75,7 @@ def figure_smoothing(df: pd.DataFrame, path: Path) -> None:
 
 
 def figure_stability(traces: dict, jump_every: int, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(traces), 1, figsize=(10, 1.8 * len(traces) + 0.6), squeeze=False)
     for ax, (name, x) in zip(axes[:, 0], traces.items()):
         n = len(x)
@@ -103,7 +96,7 @@ def figure_stability(traces: dict, jump_every: int, path: Path) -> None:
 
 def figure_integrators(df, path: Path) -> None:
     """Share of the light modes (+- 2 SE over chains) against delta/sigma, one line per integrator; exact share dashed."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, sub in df.groupby("integrator", sort=False):
         sub = sub.sort_values("delta_over_sigma")
@@ -121,7 +114,7 @@ def figure_integrators(df, path: Path) -> None:
 def figure_clmc(df, path: Path) -> None:
     """Mode switches per 10^4 score evaluations and the per-chain mode-weight TV (+- 2 SE), walk-jump vs CLMC, per
     (sigma_eff, sigma, M); the i.i.d. TV of the same jump count as a tick."""
-    plt = _plt()
+    plt = pyplot()
     df = df[df["sampler"].isin(["walk-jump", "clmc"])]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     labels = [f"se={r.sigma_eff:g}\nsigma={r.sigma:g} M={r.M}" for r in df[df.sampler == "clmc"].itertuples()]

@@ -209,11 +209,11 @@ class SmallUNet(nn.Module):
       up to 1/2 ResBlock(2w + w -> w), ResBlock(w)
       up to 1   ResBlock(w + w/2 -> w/2); GroupNorm -> SiLU -> 3x3 conv w/2 -> C_out.
     2x2 ceil-mode max-pooling down, bilinear resizing to the skip's size up. At width 32 on 28x28 with
-    16 channels: about 0.34M parameters and 45 MFLOP per forward (batch 1).
+    16 channels: 317,552 parameters (tests/test_nets.py: the closed form) and about 45 MFLOP per forward (batch 1).
 
     `noise_conditional=True` (the CLMC denoiser, docs/method.md §6.2): forward(x, log_s) also takes the log noise
     level of each input; 8 sine/cosine features of log_s pass an MLP (16 -> 2w -> 2w) whose output every ResBlock
-    maps to a per-channel shift. About 20k parameters more at width 32.
+    maps to a per-channel shift. 28,128 parameters more at width 32 with 16 channels.
 
     Shapes: (N, C_in, H, W) [, (N,)] -> (N, C_out, H, W) for any H, W >= 1 (odd sizes included).
     """

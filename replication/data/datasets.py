@@ -100,7 +100,7 @@ def download(dataset: str, root: str | os.PathLike | None = None) -> None:
 def torchvision_split(class_name: str, dataset: str, title: str, root: Path | None, split: str):
     """A split of the torchvision dataset `class_name` (e.g. "MNIST") that is in `root` already (download=False);
     DatasetMissing, naming the fix, when it is not."""
-    from torchvision import datasets  # Heavy import, only when needed.
+    from torchvision import datasets  # heavy: torchvision (about 4 s), only to read or download its datasets
 
     root = root or default_root()
     try:
@@ -111,7 +111,7 @@ def torchvision_split(class_name: str, dataset: str, title: str, root: Path | No
 
 def torchvision_download(class_name: str, root: Path) -> None:
     """Both splits of a torchvision dataset (e.g. "MNIST") into `root`."""
-    from torchvision import datasets
+    from torchvision import datasets  # heavy: as in torchvision_split
 
     cls = getattr(datasets, class_name)
     for train in (True, False):

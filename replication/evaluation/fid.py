@@ -127,7 +127,7 @@ def _test_proj16(device: torch.device) -> Extractor:
 
 
 def _inception(name: str, device: torch.device, assets: str | os.PathLike | None) -> Extractor:
-    from cleanfid.inception_torchscript import InceptionV3W
+    from cleanfid.inception_torchscript import InceptionV3W  # heavy: clean-fid imports torchvision (about 4 s)
 
     root = require_assets([INCEPTION], assets)
     resize_inside = name == "inception-legacy-tf"
@@ -168,7 +168,7 @@ def folder_features(
     expected_n: int | None = None,
 ) -> np.ndarray:
     """Features [N, D] of every image in `folder`, through `cleanfid.fid.get_folder_features`."""
-    from cleanfid import fid as cfid
+    from cleanfid import fid as cfid  # heavy: clean-fid imports torchvision (about 4 s)
 
     folder = str(folder)
     if mode not in extractor.modes:

@@ -31,8 +31,7 @@ def _images01(images: Any) -> torch.Tensor:
 
 
 def _save_grid(x: torch.Tensor, path: str | os.PathLike, nrow: int, max_side: int) -> Path:
-    from PIL import Image
-    from torchvision.utils import make_grid
+    from torchvision.utils import make_grid  # heavy: torchvision (about 4 s), only for grids and strips
 
     channels = x.shape[1]
     grid = make_grid(x, nrow=nrow, padding=2, pad_value=1.0)  # [3 or C, H', W']
@@ -98,7 +97,7 @@ def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
 
 def count_images(folder: str | os.PathLike) -> int:
     """Number of files clean-fid's `get_folder_features` would read (its extensions, recursive)."""
-    from cleanfid.utils import EXTENSIONS
+    from cleanfid.utils import EXTENSIONS  # heavy: clean-fid imports torchvision (about 4 s), only for FID folders
 
     return len(
         {f for ext in EXTENSIONS for f in glob(os.path.join(folder, f"**/*.{ext}"), recursive=True)}
@@ -163,13 +162,20 @@ def box_blur(images: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
 
 
-def toy_scatter(x: np.ndarray, means: np.ndarray, path: str | os.PathLike) -> Path:
-    """The 2-D chain's jumps (points) over the mixture's modes (crosses), saved as a PNG."""
-    import matplotlib  # only the figures need it (about a second to import); evaluation/traces.py does the same
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend: the suite's one way to get it (figures here, evaluation/traces.py,
+    report/figures.py, claims/figures.py)."""
+    import matplotlib  # heavy: matplotlib (about a second), only for figures; the CLI's help and plans skip it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: as above; after use("Agg")
 
+    return plt
+
+
+def toy_scatter(x: np.ndarray, means: np.ndarray, path: str | os.PathLike) -> Path:
+    """The 2-D chain's jumps (points) over the mixture's modes (crosses), saved as a PNG."""
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=80)

@@ -35,7 +35,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     The suite's one Fréchet distance (classifier features here, clean-fid's FID in the `fid` module): clean-fid's
     `frechet_distance`, unchanged (matrix square root and its safeguards), its scipy `disp` warning muted.
     """
-    from cleanfid.fid import frechet_distance as cleanfid_frechet  # Heavy import (torchvision, requests): on use.
+    from cleanfid.fid import frechet_distance as cleanfid_frechet  # heavy: clean-fid imports torchvision (about 4 s)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The .disp. argument is deprecated", category=DeprecationWarning)

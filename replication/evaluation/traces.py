@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import pyplot
+
 N_WINDOWS = 20
 
 
@@ -34,11 +36,7 @@ def window_stats(labels: np.ndarray, means: np.ndarray, n_classes: int = 10, n_w
 def trace_figure(stats: dict, steps: np.ndarray, names: tuple[str, ...], path: str | os.PathLike,
                  data_mean_pixel: float | None = None) -> Path:
     """Stacked class shares per window (bars) with the windows' mean pixel (line, right axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shares, edges = stats["shares"], stats["edges"]
     steps = np.asarray(steps).ravel()
     mid = np.array([steps[min(len(steps) - 1, (a + b) // 2)] for a, b in zip(edges[:-1], edges[1:])], dtype=float)

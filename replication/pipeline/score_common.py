@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
+from ..data.datasets import to_unit
 from ..runs.experiments import Experiment
+from ..runs.models import load_model
 
 
 def metric(metric, value, *, mode=None, n=None, reference=None, status="ok", reason=None, **extra) -> dict:
@@ -23,9 +25,6 @@ def one_step_jumps(e: Experiment, model_file: Path, test_x: torch.Tensor, device
                    n: int = ONE_STEP_N) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, object]:
     """The run's model jumps once from noised held-out images: (x, y, x_hat, scheme) for the first n test images
     x, their M measurements y = x + sigma eps (fixed seed 0) and the jumps x_hat(y), on `device`."""
-    from ..data.datasets import to_unit
-    from ..runs.models import load_model
-
     scheme = load_model(model_file, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model).to(device)
     x = to_unit(test_x[:n]).to(device)
     y = scheme.mnm.measure(x, torch.Generator(device=device).manual_seed(0))

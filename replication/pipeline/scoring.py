@@ -14,18 +14,28 @@ Toy data: exact metrics against the known mixture: mode-weight total variation, 
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..core.mnm import GaussianMixture
 from ..data import registry
+from ..data.datasets import load_images, to_unit, toy_mixture
+from ..data.registry import CLASS_NAMES
+from ..data.storage import atomic_write_bytes
+from ..evaluation import assets, fid
 from ..evaluation import metric_names as mn
-from ..evaluation.images import box_blur, toy_scatter
+from ..evaluation.assets import AssetsNotStaged
+from ..evaluation.chain_stats import trace_stats
+from ..evaluation.classifier import features, load_classifier, predict
+from ..evaluation.images import box_blur, chain_strip, sample_grid, toy_scatter
 from ..evaluation.metric_names import THINNED_N
-from ..evaluation.metrics import total_variation
-from ..evaluation.traces import N_WINDOWS
+from ..evaluation.metrics import (class_coverage, class_histogram, energy_distance, frechet_distance_features,
+                                  mode_weight_error, mode_weights, total_variation)
+from ..evaluation.traces import N_WINDOWS, trace_figure, window_stats
 from ..runs.experiments import Experiment
 from ..runs.folders import classifier_path, train_dir
 from ..sampling.clmc import CLMC, settling_steps
@@ -33,6 +43,7 @@ from .chain import read_shards
 from .samplers import walked_state
 from .score_common import metric as _metric
 from .score_common import one_step_jumps
+from .statistics import chain_metrics, reference
 
 
 def score_run(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
@@ -50,11 +61,6 @@ def _rel(path: Path, results: Path) -> str:
 
 
 def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None, device: str) -> tuple[list[dict], dict]:
-    from ..data.datasets import load_images
-    from ..evaluation import fid
-    from ..evaluation.assets import AssetsNotStaged
-    from ..evaluation.images import chain_strip, sample_grid
-
     # read once: images (n_jumps, chains, C, H, W), and the chain-time labels and mean pixel where recorded
     shards = read_shards(rd / "chain" / "run", ("images", "step", "label", "mean"))
     samples = shards["images"]
@@ -89,8 +95,6 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
     thinned = _thinned(shards, THINNED_N)
     jumps = one_step_jumps(e, train_dir(e, results) / "model.pt", test_x, device) if test_x is not None else None
     if e.score.classifier:
-        from .statistics import chain_metrics, reference
-
         metrics += _classifier_metrics(e, results, torch.from_numpy(flat), train_x, test_x)
         if n > THINNED_N:  # with fewer jumps the thinned set is all of them: the metrics above
             metrics += _classifier_metrics(e, results, torch.from_numpy(thinned["images"]), train_x, test_x,
@@ -124,9 +128,6 @@ def _score_images(e: Experiment, rd: Path, results: Path, data_root: str | None,
 
 def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, figures: dict) -> dict:
     """Class shares and mean pixel in N_WINDOWS windows along the chain (evaluation/traces.py): metastability at a glance."""
-    from ..data.registry import CLASS_NAMES
-    from ..evaluation.traces import trace_figure, window_stats
-
     stats = window_stats(shards["label"][:, 0], shards["mean"][:, 0])
     path = _figure_path(results, e, "trace")
     trace_figure(stats, shards["step"], CLASS_NAMES.get(e.dataset, ()), path, data_mean_pixel=data_mean)
@@ -141,8 +142,6 @@ def _trace(e: Experiment, results: Path, shards: dict, data_mean: float | None, 
 def _inception_ref(e: Experiment, results: Path, mode: str, extractor: str, train_x: torch.Tensor, device: str) -> Path:
     """clean-fid's staged statistics of the dataset (its registry entry's `fid_stats`, e.g. CIFAR-10's), or statistics
     the suite computes from the training data."""
-    from ..evaluation import assets, fid
-
     entry = registry.get(e.dataset)
     if entry.fid_stats:
         name = assets.ref_stats_name(entry.fid_stats, mode, e.score.fid_split, entry.fid_res)
@@ -163,10 +162,6 @@ def _thinned(d: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
     """The committed samples anyone can score: uint8 (n, C, H, W) jumps and their walk steps, in a small .npz."""
-    import io
-
-    from ..data.storage import atomic_write_bytes
-
     buf = io.BytesIO()
     np.savez_compressed(buf, images=thinned["images"].astype(np.uint8), step=thinned["step"].astype(np.int64))
     atomic_write_bytes(path, buf.getvalue())
@@ -175,11 +170,6 @@ def _save_samples(thinned: dict[str, np.ndarray], path: Path) -> Path:
 
 def _stability_metrics(e: Experiment, results: Path, images: np.ndarray, test_x: torch.Tensor) -> list[dict]:
     """Drift along the chain: mean pixel and class shares of the first and last 10% of jumps, against the data."""
-    from ..data.datasets import to_unit
-    from ..evaluation.classifier import load_classifier, predict
-    from ..evaluation.chain_stats import trace_stats
-    from ..evaluation.metrics import class_histogram
-
     model, _ = load_classifier(classifier_path(e, results))
     tenth = max(1, len(images) // 10)
     data = to_unit(test_x)
@@ -211,10 +201,6 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
                         test_x: torch.Tensor, thinned_n: int | None = None) -> list[dict]:
     """FD_classifier with its calibration points, class coverage and the top class's share; of the thinned jumps
     (named so: metric_names.thinned) when `thinned_n`."""
-    from ..evaluation.classifier import features, load_classifier, predict
-    from ..data.datasets import to_unit
-    from ..evaluation.metrics import class_coverage, class_histogram, frechet_distance_features
-
     model, meta = load_classifier(classifier_path(e, results))
     n = len(samples_u8)
     g = torch.Generator().manual_seed(1)
@@ -247,9 +233,6 @@ def _classifier_metrics(e: Experiment, results: Path, samples_u8: torch.Tensor, 
 def _denoise_metrics(e: Experiment, results: Path, jumps: tuple) -> list[dict]:
     """One-step jump quality on held-out images (score_common.one_step_jumps): E|x - x_hat(y)|^2 per image (summed over
     pixels), against the naive mean y_bar clipped to [0, 1]; and the classifier FD of the jumps to the clean images."""
-    from ..evaluation.classifier import features, load_classifier
-    from ..evaluation.metrics import frechet_distance_features
-
     x, y, x_hat, scheme = jumps
     n = len(x)
     mse = ((x_hat - x) ** 2).flatten(1).sum(1).mean().item()
@@ -307,10 +290,6 @@ def _inner_walk_metrics(e: Experiment, jumps: tuple) -> list[dict]:
 
 
 def _score_toy(e: Experiment, rd: Path, results: Path) -> tuple[list[dict], dict]:
-    from ..data.datasets import toy_mixture
-    from ..evaluation.metrics import energy_distance, mode_weight_error, mode_weights
-    from ..core.mnm import GaussianMixture
-
     x = read_shards(rd / "chain" / "run", ("float",))["float"]
     x = x.reshape(-1, x.shape[-1]).astype(np.float64)
     mix = toy_mixture(e.dataset.split(":", 1)[1])

@@ -15,13 +15,22 @@ from pathlib import Path
 
 import submitit
 import torch
+import torch.distributed as dist
 
+from ..core.mnm import GaussianMixture
+from ..data.datasets import load_images, to_unit, toy_mixture
 from ..data.storage import atomic_write_json
 from ..errors import NotImplementedYet
+from ..evaluation.classifier import evaluate, save_classifier, train_classifier
+from ..evaluation.images import export_pngs
 from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import REPO_ROOT, classifier_path, done_record, run_dir, stage_dir, stage_key, train_dir
+from ..runs.model_store import adopt, adopt_classifier, committed_model, find_committed
+from ..runs.models import build_model, save_model
 from ..runs.provenance import provenance
 from ..runs.records import publish_record
+from ..train.training import train
+from . import scoring
 from .chain import ChainJob, read_shards
 
 
@@ -38,14 +47,9 @@ def _mark_done(d: Path, key: str, summary: dict, device: str) -> dict:
 def load_training_data(e: Experiment, data_root: str | None) -> torch.Tensor:
     """Training data as float in [0, 1] (N, C, H, W), or toy points (N, d)."""
     if e.dataset.startswith("toy:"):
-        from ..data.datasets import toy_mixture
-        from ..core.mnm import GaussianMixture
-
         mix = toy_mixture(e.dataset.split(":", 1)[1])
         x, _ = GaussianMixture(mix.means, mix.stds, mix.weights).sample(50_000, torch.Generator().manual_seed(e.train.seed))
         return x.float()
-    from ..data.datasets import load_images, to_unit
-
     images, _ = load_images(e.dataset, data_root, split="train")
     return to_unit(images)
 
@@ -84,10 +88,6 @@ class TrainStage(Stage):
     name = "train"
 
     def __call__(self, stop_after: int | None = None) -> dict:
-        from ..runs.model_store import adopt, committed_model, find_committed
-        from ..runs.models import build_model, save_model
-        from ..train.training import train
-
         if (rec := self.done_record()) is not None:
             return rec
         e = self.e
@@ -126,8 +126,6 @@ def _relative(path: Path) -> str:
 
 def _init_distributed(device: str) -> int:
     """Under a submitit job with several tasks, join the process group (DDP over the tasks); return the rank."""
-    import torch.distributed as dist
-
     try:
         env = submitit.JobEnvironment()
     except RuntimeError:
@@ -168,8 +166,6 @@ class ExportStage(Stage):
     def __call__(self) -> dict:
         if (rec := self.done_record()) is not None:
             return rec
-        from ..evaluation.images import export_pngs
-
         e = self.e
         shards = run_dir(e, Path(self.results)) / "chain" / "run"
         if len(e.image_shape) == 3:
@@ -189,11 +185,6 @@ class ClassifierStage(Stage):
     name = "classifier"
 
     def __call__(self) -> dict:
-        from ..evaluation.classifier import evaluate, save_classifier, train_classifier
-        from ..data.datasets import load_images
-
-        from ..runs.model_store import adopt_classifier
-
         e = self.e
         path = classifier_path(e, Path(self.results))
         if path.exists():
@@ -218,8 +209,6 @@ class ScoreStage(Stage):
     def __call__(self) -> dict:
         if (rec := self.done_record()) is not None:
             return rec
-        from . import scoring
-
         e = self.e
         metrics, figures = scoring.score_run(e, run_dir(e, Path(self.results)), Path(self.results), self.data_root, self.device)
         samples = figures.pop("samples", None)  # the committed thinned jumps (.npz), not a figure

@@ -11,15 +11,22 @@ binomial standard errors. It needs the run's model: its train folder, or the com
 from __future__ import annotations
 
 import datetime as dt
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.datasets import DatasetMissing, load_images, to_unit
 from ..data.registry import CLASS_GROUPS
+from ..data.storage import atomic_write_json, read_json
 from ..evaluation import chain_stats as cs
 from ..evaluation import metric_names as mn
-from ..runs.experiments import Experiment
+from ..evaluation.classifier import load_classifier, predict
+from ..runs.experiments import Experiment, from_dict
+from ..runs.folders import classifier_path, stage_key, train_dir
+from ..runs.model_store import classifier_name, find_committed, models_dir
+from ..runs.provenance import provenance
 from .score_common import ONE_STEP_N, one_step_jumps
 from .score_common import metric as _metric
 
@@ -30,8 +37,6 @@ FD, FD_BLURRED = mn.FD_CLASSIFIER, mn.calibration(mn.FD_CLASSIFIER, mn.BLURRED)
 def reference(e: Experiment, classifier_file: Path, jumps: tuple | None, reason: str = "") -> dict:
     """`chain_stats.reference_shares` of the classified one-step jumps (`score_common.one_step_jumps`), or
     {"reason": why not} when there are none."""
-    from ..evaluation.classifier import load_classifier, predict
-
     if jumps is None:
         return {"reason": reason or "no one-step jumps (no test images)"}
     model, _ = load_classifier(classifier_file)
@@ -84,8 +89,6 @@ def chain_metrics(e: Experiment, labels, means, steps, metrics: list[dict], ref:
 
 
 def _arviz_version() -> str:
-    from importlib.metadata import version
-
     return version("arviz-stats")
 
 
@@ -94,17 +97,11 @@ def _arviz_version() -> str:
 
 
 def _model_file(e: Experiment, results: Path) -> Path | None:
-    from ..runs.folders import stage_key, train_dir
-    from ..runs.model_store import find_committed
-
     local = train_dir(e, results) / "model.pt"
     return local if local.exists() else find_committed(e, stage_key(e, "train"))
 
 
 def _classifier_file(e: Experiment, results: Path) -> Path | None:
-    from ..runs.folders import classifier_path
-    from ..runs.model_store import classifier_name, models_dir
-
     for path in (classifier_path(e, results), models_dir() / classifier_name(e.dataset)):
         if path.exists():
             return path
@@ -115,12 +112,6 @@ def backfill(results: Path, data_root: str | None = None, device: str = "cpu") -
     """Add the chain statistics to every record of `results/records` that has a classifier, committed thinned
     jumps and no chain statistics yet; S and the shares are then those of the thinned jumps (labelled so).
     Returns one line per record filled in."""
-    from ..data.datasets import DatasetMissing, load_images, to_unit
-    from ..data.storage import atomic_write_json, read_json
-    from ..evaluation.classifier import load_classifier, predict
-    from ..runs.experiments import from_dict
-    from ..runs.provenance import provenance
-
     lines, refs, tests = [], {}, {}
     for path in sorted((results / "records").glob("*.json")):
         r = read_json(path)

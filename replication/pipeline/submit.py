@@ -7,6 +7,7 @@ queued or running is not submitted again; its job id becomes the next stage's de
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..errors import RunStateError, UsageError, WaitTimeout
@@ -54,8 +55,6 @@ def submit_slurm(e, pending: list[str], args, results: Path) -> list[str]:
 
 def wait(e, rd: Path, stages: list[str], results: Path, poll_s: float = 10.0, timeout_s: float | None = None) -> None:
     """Poll the ledger until the last stage is done; raise on a failed stage with its log path."""
-    import time
-
     t0 = time.time()
     while stage_status(e, stages[-1], results) != "done":
         for s, st in job_states(rd).items():  # only the awaited stages: an old failure of a stage since done doesn't count

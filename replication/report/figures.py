@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from PIL import Image
 
 from ..data.registry import CLASS_GROUPS
 from ..evaluation import chain_stats
+from ..evaluation.images import pyplot
 from ..runs import experiments, paper
 from .headline import dedup
 from .tables import (chain_statistics, class_shares, class_shares_pm, config_hash, figure_path, load_records, pm,
@@ -23,11 +25,7 @@ CHAIN_STATS = {name for groups in [{}, *CLASS_GROUPS.values()] for name in chain
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     # seaborn's whitegrid look via matplotlib's copy of it (importing seaborn itself costs seconds).
     plt.style.use("seaborn-v0_8-whitegrid")
     plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 6})
@@ -144,8 +142,6 @@ def image(path: Path, alt: str, out_dir: Path, min_px: int = DISPLAY_MIN_PX) -> 
     """An <img> upscaled by an integer factor to at least `min_px` wide (small grids of 28x28 images)."""
     if not path.is_file():
         return f"`{link(path, out_dir)}` (missing in this checkout)"
-    from PIL import Image
-
     with Image.open(path) as im:
         width, height = im.size
     factor = max(1, math.ceil(min_px / width), math.ceil(56 / height) if height < 56 else 1)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..data import registry
+from ..data.datasets import load_images, to_unit
 from ..data.storage import atomic_write_json, read_json
 from ..errors import UsageError
 from .experiments import Experiment
@@ -71,9 +72,6 @@ def adopt(e: Experiment, key: str, committed: Path, train_dir: Path) -> dict:
 
 def heldout_loss(e: Experiment, model_path: Path, data_root: str | None, n: int = 1000) -> dict:
     """The training loss (poster Eq. 3) on n held-out test images with fixed noise, raw and EMA weights."""
-    from ..data.datasets import load_images, to_unit
-    from .models import load_model
-
     x = to_unit(load_images(e.dataset, data_root, "test")[0][:n])
     out = {"n": n, "split": "test"}
     for name, use_ema in (("raw", False), ("ema", True)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..core.nets import build_net
@@ -55,8 +56,6 @@ def _build_muvb(spec: ModelSpec, data_shape: tuple[int, ...]) -> MUVB:
 
 def parameter_counts(spec: ModelSpec, data_shape: tuple[int, ...]) -> dict[str, int]:
     """{"total": n} and, for MUVB, {"encoder": n, "decoder": n}: counted on the meta device (no memory, no init)."""
-    import torch
-
     with torch.device("meta"):
         scheme = build_model(spec, data_shape)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ...errors import UsageError
 from ..datasets import DatasetMissing, default_root
@@ -35,8 +36,6 @@ def load(root: Path | None, split: str) -> tuple[torch.Tensor, None]:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(path) as im:
         x = np.asarray(im.convert("RGB"))
     if x.shape != (256, 256, 3):
