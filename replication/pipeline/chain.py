@@ -39,7 +39,9 @@ from tqdm.auto import tqdm
 from ..core import seeding
 from ..data.storage import CorruptCheckpoint, atomic_write_bytes, atomic_write_json, load_checked, save_checked
 from ..errors import RunStateError, UsageError
+from ..evaluation.classifier import load_classifier, predict
 from ..evaluation.images import to_uint8
+from ..evaluation.metrics import class_histogram, class_switch_rate, integrated_autocorr_time
 from ..runs.experiments import Experiment, from_dict
 from ..runs.folders import done_record
 from ..runs.models import load_model
@@ -59,7 +61,7 @@ def _exclusive(out: Path, wait_s: float | None = None):
     """Hold an advisory lock on `out` (one chain process per folder). The kernel drops it when the holder dies,
     so a SIGKILLed run never blocks its rerun; on file systems without flock the chain runs unlocked."""
     try:
-        import fcntl
+        import fcntl  # optional: POSIX only (this lock is the one part of the chain that needs it)
     except ImportError:  # not POSIX
         yield
         return
@@ -213,7 +215,6 @@ class ChainJob(submitit.helpers.Checkpointable):
     def _classifier(self):
         if not self.classifier_path:
             return None
-        from ..evaluation.classifier import load_classifier, predict
 
         model, _ = load_classifier(self.classifier_path)
         return lambda x: predict(model, x.clamp(0, 1))
@@ -338,7 +339,6 @@ def read_shards(out_dir: str | Path, names: tuple[str, ...] = ("images",)) -> di
 
 def summarize(out_dir: str | Path, e: Experiment, wall_s: float, labelled: bool) -> dict:
     """Chain-level diagnostics from the shards: stability (drift of per-jump statistics), mixing, classes."""
-    from ..evaluation.metrics import class_histogram, class_switch_rate, integrated_autocorr_time
 
     names = ("step", "mean", "std", "dist_prev", "accept") + (("label",) if labelled else ())
     d = read_shards(out_dir, names)

@@ -26,8 +26,14 @@ from pathlib import Path
 
 import torch
 
+from ..data.datasets import load_images, to_unit
 from ..data.storage import atomic_write_json
+from ..evaluation.classifier import features, load_classifier, predict
+from ..evaluation.metrics import class_histogram, frechet_distance_features
 from ..runs import experiments
+from ..runs.folders import classifier_path, train_dir
+from ..runs.models import load_model
+from ..runs.provenance import provenance
 from ..sampling.loop import walk_jump
 from .samplers import sampler_functions, walked_state
 
@@ -40,10 +46,6 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
     r = mean |y_m - x_hat_m|^2 / (d sigma^2) (about 1 on noisy data: the walk's temperature as the denoiser sees
     it) and v_var = mean v^2 / u (1 at the continuous dynamics' stationarity).
     """
-    from ..data.datasets import load_images, to_unit
-    from ..evaluation.classifier import features, load_classifier, predict
-    from ..evaluation.metrics import class_histogram, frechet_distance_features
-    from ..runs.models import load_model
 
     scheme = load_model(model_path, e.image_shape, use_ema=e.train.sample_with_ema, spec=e.model)
     score, jump, _ = sampler_functions(scheme, e, torch.Generator().manual_seed(seed + 1))
@@ -81,8 +83,6 @@ def record_drift(e: experiments.Experiment, results: Path, data_root: str | None
                  steps: int = 2000) -> list[str]:
     """`replicate.py --drift`: measure the drift of the experiment's trained model, write results/drift/<run>.json (the
     config, the rows, wall time and load), and return the lines to print."""
-    from ..runs.folders import classifier_path, train_dir
-    from ..runs.provenance import provenance
 
     load = os.getloadavg()
     out = measure_drift(e, train_dir(e, results) / "model.pt", classifier_path(e, results), data_root,

@@ -1,5 +1,5 @@
 """The drift table: what the walk does to chains started in the typical set (results/drift/*.json, written by
-`python -m replication.pipeline.drift`), one row per recorded measurement (a repeat of an older measurement that
+`python replicate.py --drift`), one row per recorded measurement (a repeat of an older measurement that
 adds the class shares replaces it), read from the files, nothing typed in.
 
 Each measurement starts K chains at y = x + sigma eps from held-out images x and walks them with one walk; the
@@ -18,7 +18,7 @@ import pandas as pd
 from ..data.registry import CLASS_GROUPS
 from .tables import count
 
-COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains", "footwear: start → half → end (± SE)",
+COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains × steps", "footwear: start → half → end (± SE)",
            "mean pixel: start → end (data)", "FD classifier: start → end (start images vs held-out)", "r, v_var at the end",
            "wall"]
 
@@ -62,7 +62,7 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
             f", CLMC (K {c['clmc_inner_steps']}" + (f", walk on ybar_{m0})" if m0 > 1 else ")") if sampler == "clmc" else "")
         same = (label, w["integrator"], round(w["delta"] / s_walk, 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
-            label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", count(n),
+            label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", f"{count(n)} × {count(last['step'])}",
             foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
             f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
             rv, f"{r['wall_s']:.0f} s", same, "walk" in r])))
