@@ -4,6 +4,7 @@ the facts that hold exactly for the exact score hold in what it measures."""
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,10 @@ from replication.claims.chains import ExactMDensity, ring_prior
 from replication.core.mnm import GaussianMNM
 from replication.claims.profiles import SIZES, SWEEPS, sizes
 from replication.claims.run import run_all
-from replication.claims.sweeps import sweep_smoothing
+from replication.claims.sweeps import sweep_large_m, sweep_smoothing
 from replication.claims.texts import CLAIMS
 from replication.errors import UsageError
+from replication.report.scoreboard import claim_summary
 from replication.runs import paper
 from replication.runs.experiments import resolve
 from replication.runs.folders import REPO_ROOT
@@ -121,6 +123,59 @@ def test_stability_rows(quick):
     assert set(ex.index) == {"first 10%", "last 10%", "all"}
     assert ex.loc["all", "kinetic_per_coord"] == pytest.approx(1 / (1 - 1 / 16), rel=0.15)
     assert ex.loc["all", "spread_per_coord"] == pytest.approx(1.0, rel=0.15)
+
+
+LEARNED = ("MDAE", "MUVB")  # the learned rows of the smoke study (SMOKE.parametrizations + SMOKE.schemes)
+
+
+@pytest.mark.slow
+def test_muvb_rows_beside_the_mdae_rows(quick):
+    """The learned MUVB has every row the learned MDAE has, with finite values: in large_m its jump MSE at every M and
+    its perfect-walk and chain samples; in stability its long chain. Both trained with the profile's TrainSpec, each
+    from its own seed; the record's notes say MUVB's score is stochastic, z redrawn per evaluation (the default)."""
+    _, res = quick
+    lm = pd.DataFrame(res["large_m"]["rows"])
+    for M in SMOKE.Ms:
+        at = lm[lm["M"] == M].set_index("source")
+        for name in LEARNED:
+            assert math.isfinite(at.loc[f"{name} x_hat (learned)", "jump_mse"])
+            for source in (f"{name} x_hat, Y ~ p(y) (perfect walk)", f"{name} x_hat, {name} chain"):
+                assert at.loc[source, "n"] == SMOKE.n_eval and math.isfinite(at.loc[source, "energy_distance"])
+        assert pd.isna(at.loc["MUVB x_hat, MUVB chain", "diverged_at"])
+    record = json.loads(Path(res["large_m"]["paths"]["record"]).read_text())
+    models = {(m["scheme"], m["M"]): m for m in record["models"]}
+    for M in SMOKE.Ms:
+        mdae, muvb = models["MDAE", M], models["MUVB", M]
+        assert muvb["steps"] == mdae["steps"] == SMOKE.train.steps and muvb["train_seed"] != mdae["train_seed"]
+        assert {k: v for k, v in muvb["config"].items() if k != "seed"} == {k: v for k, v in mdae["config"].items() if k != "seed"}
+    assert any("z is redrawn at every evaluation (chain.muvb_z = sample" in n for n in record["notes"])
+    summary = claim_summary(record)  # REPORT.md's claims section
+    assert {"MSE MUVB", "ED MUVB chain"} <= set(summary.columns) and len(summary.columns) == 10
+    st = pd.DataFrame(res["stability"]["rows"])
+    for name in LEARNED:
+        rows = st[st["score"] == f"{name} (learned)"].set_index("window")
+        assert set(rows.index) == {"first 10%", "last 10%", "all"} and rows["diverged_at"].isna().all()
+        assert np.isfinite(rows[["jump_radius", "kinetic_per_coord", "spread_per_coord", "mode_tv"]].to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_the_muvb_rows_leave_the_mdae_rows_alone(quick):
+    """The MUVB models draw their own random numbers: large_m without them gives the MDAE rows the study recorded."""
+    _, res = quick
+    timing = {"chain_wall_s", "wall_s"}
+    kept = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows if "MUVB" not in r["source"]]  # noqa: E731
+    alone, _ = sweep_large_m(replace(SMOKE, schemes=()), ring_prior())
+    assert kept(alone) == kept(res["large_m"]["rows"])
+
+
+@pytest.mark.slow
+def test_learned_muvb_jump_lies_between_the_bayes_risk_and_y_bar():
+    """Trained 300 steps (smoke width), the learned MUVB's one-step jump at M = 1 beats the naive mean y_bar and cannot
+    beat the exact Bayes jump (common random numbers; its z is redrawn per evaluation, as when sampling)."""
+    p = replace(SMOKE, Ms=(1,), parametrizations=(), train=replace(SMOKE.train, steps=300))
+    rows = {r["source"]: r for r in sweep_large_m(p, ring_prior())[0] if r.get("jump_mse") is not None}
+    naive, bayes, muvb = (rows[s] for s in ("y_bar (naive mean)", "Bayes x_hat (exact)", "MUVB x_hat (learned)"))
+    assert bayes["mse_lower_bound"] < bayes["jump_mse"] - 3 * bayes["jump_mse_se"] < muvb["jump_mse"] < naive["jump_mse"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """The toy-claims study's tools: the exact M-density of the ring, chains that record per-jump statistics,
-sample statistics against the truth, and the learned MLP MDAEs (trained with `training.train`)."""
+sample statistics against the truth, and the learned MLP MDAEs and MUVBs (trained with `training.train`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from ..core import seeding
 from ..core.mnm import GaussianMixture, GaussianMNM
 from ..core.nets import MLP
-from ..core.schemes import MDAE
+from ..core.schemes import MDAE, MUVB
 from ..data.datasets import toy_mixture
 from ..evaluation.metrics import mode_weights, total_variation
 from ..sampling.integrators import ChainDiverged, Walk
@@ -58,8 +58,10 @@ def oracle_mse(prior: GaussianMixture, sigma_eff: float) -> float:
 # Chains.
 
 
-def run_chains(score_fn, jump_fn, y, v, *, walk: Walk, steps: int, burn_in: int, jump_every: int, generator) -> dict:
-    """Walk-jump (sampling.loop) `steps` steps with `walk`, jumping every `jump_every` steps after `burn_in`.
+def run_chains(score_fn, jump_fn, y, v, *, walk: Walk, steps: int, burn_in: int, jump_every: int, generator,
+               autograd: bool = False) -> dict:
+    """Walk-jump (sampling.loop) `steps` steps with `walk`, jumping every `jump_every` steps after `burn_in`
+    (`autograd`: the score needs it, as a MUVB's does: `needs_autograd`).
 
     Returns jumps (chains, n_jumps, d) float64, and per jump and chain: |v|^2 / (Md), the spread
     sum_m |y_m - y_bar|^2 / ((M-1) d) (NaN for M = 1), and y_bar; `diverged_at` is the step of a
@@ -71,7 +73,7 @@ def run_chains(score_fn, jump_fn, y, v, *, walk: Walk, steps: int, burn_in: int,
     steps = burn_in + (steps - burn_in) // jump_every * jump_every  # whole jump intervals only
     try:
         for stop in walk_jump(score_fn, jump_fn, y, v, walk=walk, steps=steps, jump_every=jump_every, burn_in=burn_in,
-                              generator=generator):
+                              generator=generator, autograd=autograd):
             step = stop.step
             if stop.x_hat is None:
                 continue
@@ -125,7 +127,7 @@ def batch_means_se(x: np.ndarray, batches: int = 10) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Learned models (the suite's MDAE + MLP + `train`), cached per process so sweeps can share them.
+# Learned models (the suite's MDAE or MUVB + MLPs + `train`), cached per process so sweeps can share them.
 
 _MODELS: dict[tuple, tuple] = {}
 
@@ -144,28 +146,49 @@ def train_cfg(p: Profile, M: int, parametrization: str) -> TrainSpec:
                    ckpt_every=10**9)
 
 
+def build_learned(p: Profile, prior: GaussianMixture, sigma: float, M: int, parametrization: str) -> MDAE | MUVB:
+    """The untrained scheme of a learned row: an MDAE of `parametrization` ("mdae", "ybar") on one MLP, or "muvb": a
+    MUVB (docs/method.md §2.4) whose encoder y -> (mu, logvar) and decoder z -> nu(z) are MLPs of the same width and
+    depth, latent `Profile.muvb_zdim` and KL weight `Profile.muvb_beta` (the registry's toy-muvb-1x4)."""
+    Md = M * prior.d
+    if parametrization == "muvb":
+        mlp = lambda n_in, n_out: MLP(n_in, n_out, hidden=p.hidden, depth=p.depth)  # noqa: E731
+        return MUVB(mlp(Md, 2 * p.muvb_zdim), mlp(p.muvb_zdim, Md), sigma, M, beta=p.muvb_beta, data_std=data_std(prior))
+    width = prior.d if parametrization == "ybar" else Md
+    return MDAE(MLP(width, width, hidden=p.hidden, depth=p.depth), sigma, M, data_std=data_std(prior),
+                parametrization=parametrization)
+
+
 def learned_model(p: Profile, prior: GaussianMixture, sigma: float, M: int, parametrization: str):
-    """An MLP MDAE trained with `training.train` for the profile's fixed budget: (model, summary)."""
+    """The scheme of `build_learned` trained with `training.train` for the profile's fixed budget, from its own seed
+    (`train_cfg`): (model, summary)."""
     cfg = train_cfg(p, M, parametrization)
     key = (p, sigma, M, parametrization)
     if key in _MODELS:
         return _MODELS[key]
     torch.manual_seed(cfg.seed)  # the MLP's default init draws from the global generator
-    width = prior.d if parametrization == "ybar" else M * prior.d
-    model = MDAE(MLP(width, width, hidden=p.hidden, depth=p.depth), sigma, M, data_std=data_std(prior),
-                 parametrization=parametrization)
+    model = build_learned(p, prior, sigma, M, parametrization)
     x, _ = prior.sample(50_000, seeding.generator("claims", p.seed, "train-data"))
     with tempfile.TemporaryDirectory(prefix="claims-train-") as tmp:
         summary = train(model, x.float(), cfg, tmp, progress=False, log_every=max(1, cfg.steps // 40), ckpt_secs=1e12)
     model.eval()
-    info = {"parametrization": parametrization, "M": M, "sigma": sigma, "steps": summary["steps"],
-            "final_loss": summary["final_loss"], "wall_s": summary["wall_s"], "train_seed": cfg.seed,
+    info = {"parametrization": parametrization, "scheme": type(model).__name__, "M": M, "sigma": sigma,
+            "steps": summary["steps"], "final_loss": summary["final_loss"], "wall_s": summary["wall_s"], "train_seed": cfg.seed,
             "n_params": sum(t.numel() for t in model.parameters()), "config": asdict(cfg)}
     _MODELS[key] = (model, info)
     return model, info
 
 
-def model_fns(model):
+def model_fns(model, generator=None, z_mode: str = "sample"):
+    """(score, jump) of a learned model in float32. A MUVB's energy draws z by `z_mode` (chain.muvb_z: "sample" redraws
+    it at every evaluation, so score and jump are random) from `generator`: the chain's, or a jump's own."""
+    if isinstance(model, MUVB):
+        model.z_mode, model.z_generator = z_mode, generator
     score = lambda y: model.score(y.float())  # noqa: E731
     jump = lambda y: model.jump(y.float())  # noqa: E731
     return score, jump
+
+
+def needs_autograd(model) -> bool:
+    """Whether the model's score is a gradient taken by autograd (MEM, MUVB): its chain walks under no_grad."""
+    return not isinstance(model, MDAE)

@@ -20,6 +20,12 @@ def toy_experiment(profile: str) -> Experiment:
     return resolve("toy", profile)[0]
 
 
+def _toy_muvb(key: str):
+    """A field defaulting to the registry's `toy-muvb-1x4` model's `key` (MUVB on the ring: zdim, beta)."""
+    model = lambda: next(e for e in resolve("toy-schemes", "paper") if e.id == "toy-muvb-1x4").model  # noqa: E731
+    return field(default_factory=lambda: getattr(model(), key))
+
+
 def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
     """The registry's `toy` experiment's chain settings, with the walk's settings (WALK_SETTINGS) overridden and
     checked by the registry."""
@@ -33,9 +39,10 @@ def toy_chain(overrides: dict[str, str] | None = None) -> ChainSpec:
 @dataclass(frozen=True)
 class Profile:
     """Sizes of every sweep at a registry profile (runs/experiments.py PROFILES; `sizes` looks them up). The learned
-    MLPs train as the registry's `toy` experiment does at that profile (`train`; `hidden` its width), with a seed per
-    model (chains.train_cfg); the walk (delta/sigma, gamma, u, integrator) is `chain`'s, the `toy` experiment's
-    (`--set chain.delta_over_sigma=...` changes it); the sweeps set their own lengths and sigma."""
+    MLPs (the MDAEs, and the MUVBs of `schemes` with encoder and decoder of the same width) train as the registry's
+    `toy` experiment does at that profile (`train`; `hidden` its width), with a seed per model (chains.train_cfg); the
+    walk (delta/sigma, gamma, u, integrator) is `chain`'s, the `toy` experiment's (`--set chain.delta_over_sigma=...`
+    changes it); the sweeps set their own lengths and sigma."""
 
     name: str
     train: TrainSpec
@@ -49,6 +56,9 @@ class Profile:
     n_eval: int = 4000  # samples per sampler row (and per exact reference set)
     depth: int = 3
     parametrizations: tuple[str, ...] = ("mdae", "ybar")
+    schemes: tuple[str, ...] = ("muvb",)  # learned beside the MDAEs (large_m, and stability's chain if st_learned)
+    muvb_zdim: int = _toy_muvb("zdim")
+    muvb_beta: float = _toy_muvb("beta")
     lm_chains: int = 40
     lm_burn_in: int = 1000
     lm_jump_every: int = 20  # the paper's FID protocol spacing (1M steps / 50k samples)
@@ -66,7 +76,7 @@ class Profile:
     st_M: int = 4
     st_steps: int = 200_000
     st_jump_every: int = 20
-    st_learned: bool = True
+    st_learned: bool = True  # chains of the learned MDAE and `schemes` at (st_sigma, st_M)
     # integrators
     in_deltas: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5)
     in_integrators: tuple[str, ...] = ("aboba", "baoab", "cheng", "ghmc")
@@ -78,6 +88,11 @@ class Profile:
     cl_max_M: int = 16
     cl_inner_chains: int = 400  # the inner-walk trace: chains (one batch), steps per level
     cl_inner_trace_steps: int = 16
+
+    @property
+    def learned(self) -> tuple[str, ...]:
+        """The learned rows of large_m: the MDAE parametrizations, then the other schemes (chains.learned_model)."""
+        return self.parametrizations + self.schemes
 
     def walk(self, sigma: float, gamma: float | None = None) -> Walk:
         """The walk at noise level sigma (delta = chain.delta_over_sigma * sigma), optionally at another friction."""

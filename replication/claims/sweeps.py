@@ -13,7 +13,7 @@ from ..core.mnm import GaussianMixture
 from ..evaluation.metrics import class_switch_rate, energy_distance, iat_sokal, integrated_autocorr_time, total_variation
 from ..sampling.chains import init_chains
 from .chains import (ExactMDensity, batch_means_se, chain_generators, labels_of, learned_model, mean_se, model_fns,
-                     oracle_mse, run_chains, sample_stats)
+                     needs_autograd, oracle_mse, run_chains, sample_stats)
 from .profiles import Profile
 
 
@@ -42,12 +42,13 @@ def sweep_large_m(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]
         rows.append(mse_row("Bayes x_hat (exact)", exact.x_hat(y), mse_theory=None,
                             mse_lower_bound=oracle_mse(prior, se), mse_upper_bound=d * se**2))
         learned = {}
-        for par in p.parametrizations:
+        for par in p.learned:
             model, info = learned_model(p, prior, sigma, M, par)
             learned[par] = model
             models.append(info)
+            _, jump = model_fns(model, seeding.generator("claims", p.seed, "large_m", "mse-z", par, M), p.chain.muvb_z)
             with torch.no_grad():
-                est = torch.cat([model.jump(y[i : i + 20_000].float()).double() for i in range(0, p.mc_n, 20_000)])
+                est = torch.cat([jump(y[i : i + 20_000]).double() for i in range(0, p.mc_n, 20_000)])
             rows.append(mse_row(f"{_label(par)} x_hat (learned)", est, train_final_loss=info["final_loss"]))
 
         # Samples: i.i.d. Y ~ p(y) (a perfectly mixed walk) and walk-jump chains, against fresh exact samples.
@@ -68,13 +69,14 @@ def sweep_large_m(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]
         res = run_chains(exact.score, exact.x_hat, y0, v0, generator=gc, **walk_kw)
         samples["Bayes x_hat, exact-score chain"] = (res["jumps"].reshape(-1, d), _chain_info(res, steps, t0))
         for par, model in learned.items():
+            _, jump = model_fns(model, seeding.generator("claims", p.seed, "large_m", "iid-z", par, M), p.chain.muvb_z)
             with torch.no_grad():
-                samples[f"{_label(par)} x_hat, Y ~ p(y) (perfect walk)"] = (model.jump(y_iid.float()).double().numpy(), None)
+                samples[f"{_label(par)} x_hat, Y ~ p(y) (perfect walk)"] = (jump(y_iid).double().numpy(), None)
             t0 = time.perf_counter()
             gc = seeding.generator("claims", p.seed, "large_m", "chain", par, M)
             y0, v0 = init_chains(p.lm_chains, M, (d,), sigma, gc)
-            score, jump = model_fns(model)
-            res = run_chains(score, jump, y0, v0, generator=gc, **walk_kw)
+            score, jump = model_fns(model, gc, p.chain.muvb_z)  # a MUVB's z from the chain's generator
+            res = run_chains(score, jump, y0, v0, generator=gc, autograd=needs_autograd(model), **walk_kw)
             samples[f"{_label(par)} x_hat, {_label(par)} chain"] = (res["jumps"].reshape(-1, d), _chain_info(res, steps, t0))
         for source, (xs, info) in samples.items():
             row = {**base, "source": source, "n": len(xs)}
@@ -89,7 +91,7 @@ def sweep_large_m(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]
 
 
 def _label(parametrization: str) -> str:
-    return {"mdae": "MDAE", "ybar": "ybar-MDAE"}[parametrization]
+    return {"mdae": "MDAE", "ybar": "ybar-MDAE", "muvb": "MUVB"}[parametrization]
 
 
 def _chain_info(res: dict, steps: int, t0: float) -> dict:
@@ -195,20 +197,22 @@ def _iat_library(series: np.ndarray) -> float:
 def sweep_stability(p: Profile, prior: GaussianMixture) -> tuple[list[dict], dict]:
     d, sigma, M = prior.d, p.st_sigma, p.st_M
     exact = ExactMDensity(prior, sigma, M)
-    runs = {"exact score": (exact.score, exact.x_hat, torch.float64)}
-    extra = {}
-    if p.st_learned:
-        model, info = learned_model(p, prior, sigma, M, "mdae")
-        score, jump = model_fns(model)
-        runs["MDAE (learned)"] = (score, jump, torch.float32)
-        extra["model"] = info
+    runs, extra = {"exact score": None}, {}
+    for par in (("mdae",) + p.schemes) if p.st_learned else ():
+        model, info = learned_model(p, prior, sigma, M, par)
+        runs[f"{_label(par)} (learned)"] = model
+        extra["model" if par == "mdae" else f"model_{par}"] = info
     rows, traces = [], {}
-    for name, (score, jump, dtype) in runs.items():
+    for name, model in runs.items():
         g = seeding.generator("claims", p.seed, "stability", name)
+        if model is None:
+            score, jump, dtype, autograd = exact.score, exact.x_hat, torch.float64, False
+        else:  # a MUVB's z from the chain's generator
+            (score, jump), dtype, autograd = model_fns(model, g, p.chain.muvb_z), torch.float32, needs_autograd(model)
         y0, v0 = init_chains(1, M, (d,), sigma, g, dtype=dtype)
         t0 = time.perf_counter()
         res = run_chains(score, jump, y0, v0, walk=p.walk(sigma), steps=p.st_steps, burn_in=0,
-                         jump_every=p.st_jump_every, generator=g)
+                         jump_every=p.st_jump_every, generator=g, autograd=autograd)
         wall = time.perf_counter() - t0
         x, kin, spread, yb = res["jumps"][0], res["kinetic"][0], res["spread"][0], res["y_bar"][0]
         traces[name] = x

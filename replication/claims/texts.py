@@ -23,6 +23,10 @@ CLAIMS = {
     "clmc": "Beyond the paper: the chain of log-concave Markov chains (Saremi, Park & Bach 2024) keeps one chain mixing at a "
             "small sigma_eff, against the plain walk-jump at equal score evaluations",
 }
+MUVB_NOTE = ("MUVB (beyond the paper, docs/method.md §2.4): the `toy-muvb-1x4` scheme (its beta and zdim: config "
+             "muvb_*) with MLP encoder and decoder of the MDAE's width and depth, trained with the same TrainSpec (own "
+             "seed); its score and jump are stochastic: z is redrawn at every evaluation (chain.muvb_z = sample, the "
+             "toy experiment's default), in a chain from the chain's generator")
 NOTES = {
     "large_m": [
         "sigma = 1; MSEs by Monte Carlo over fresh (X, Y) with common random numbers across M (`jump_mse_se`: standard error)",
@@ -30,6 +34,7 @@ NOTES = {
         "(mode known, `mse_lower_bound`) and d sigma_eff^2 (`mse_upper_bound`)",
         "learned: MLP MDAE trained with `training.train` for the same budget at every M; `ybar-MDAE` is the beyond-paper "
         "shared denoiser of y_bar",
+        MUVB_NOTE + "; the MSE and perfect-walk rows draw z from generators of their own",
         "samples (table _samples): 'Y ~ p(y)' = jumps of i.i.d. exact measurements (a perfectly mixed walk); 'chain' = "
         "walk-jump chains (delta = sigma/2, gamma = 0.5, u = 1, paper init) after burn-in, jumps every lm_jump_every steps; "
         "energy distance to fresh exact samples of the same size, next to exact-vs-exact at that size (noise floor); "
@@ -50,6 +55,7 @@ NOTES = {
         "jump_radius_se, kinetic_per_coord_se: batch means (10 batches); kinetic target u / (1 - delta^2 / (4 sigma^2)) = 1.067 "
         "in the (M-1)d directions of curvature 1/sigma^2 (slightly lower in the y_bar directions); spread target sigma^2",
         "reference row: i.i.d. exact jumps of a window's size (what a perfectly mixed walk would give)",
+        "learned rows: the MLP MDAE and MUVB trained as in large_m at (sigma, M) = (1, 4); " + MUVB_NOTE,
     ],
     "integrators": [
         "ring8-unequal (weights 1..8 / 36), sigma = 1, M = 4, exact score and energy; gamma = 0.5, u = 1; one score per step "

@@ -295,7 +295,7 @@ def _integrators(r: dict, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_summary(r: dict) -> pd.DataFrame | None:
-    """A table of at most 9 columns summarising one toy sweep record (its `attrs["caption"]`, if any, says how to
+    """A table of at most 10 columns summarising one toy sweep record (its `attrs["caption"]`, if any, says how to
     read it), or None for an unknown sweep."""
     df = _rows(r)
     sweep = (r.get("experiment") or "").removeprefix("claims-toy-") or r["run"].removeprefix("claims_toy_")
@@ -305,14 +305,15 @@ def claim_summary(r: dict) -> pd.DataFrame | None:
         return _integrators(r, df)
     if sweep == "large_m" and "source" in df:
         mse = _pivot(df, "jump_mse", {"y_bar (naive mean)": "MSE ȳ", "Bayes x_hat (exact)": "MSE Bayes",
-                                      "MDAE x_hat (learned)": "MSE MDAE"})
+                                      "MDAE x_hat (learned)": "MSE MDAE", "MUVB x_hat (learned)": "MSE MUVB"})
         ed = _pivot(df, "energy_distance", {"Bayes x_hat, Y ~ p(y) (perfect walk)": "ED perfect walk",
                                             "Bayes x_hat, exact-score chain": "ED exact chain",
-                                            "MDAE x_hat, MDAE chain": "ED MDAE chain"})
+                                            "MDAE x_hat, MDAE chain": "ED MDAE chain",
+                                            "MUVB x_hat, MUVB chain": "ED MUVB chain"})
         floor = _pivot(df, "energy_distance_exact_vs_exact", {"Bayes x_hat, Y ~ p(y) (perfect walk)": "ED floor"})
         out = pd.concat([mse, ed, floor], axis=1).reset_index()
-        return out[[c for c in ["M", "MSE ȳ", "MSE Bayes", "MSE MDAE", "ED perfect walk", "ED exact chain",
-                                "ED MDAE chain", "ED floor"] if c in out]]
+        return out[[c for c in ["M", "MSE ȳ", "MSE Bayes", "MSE MDAE", "MSE MUVB", "ED perfect walk", "ED exact chain",
+                                "ED MDAE chain", "ED MUVB chain", "ED floor"] if c in out]]
     if sweep == "smoothing":
         cols = ["set", "sigma", "M", "gamma", "control_for", "switch_rate", "modes_visited", "iat_cos_steps",
                 "chain_mode_tv"]
