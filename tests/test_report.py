@@ -463,7 +463,8 @@ def test_integrators_sweep_summary():
 
 def test_drift_table_reads_every_recorded_measurement():
     """report/drift.py: one row per results/drift file of the dataset, the footwear share at the end from the
-    file's class shares (none in files that predate them), the walk's integrator and delta/sigma."""
+    file's class shares (none in files that predate them), the walk's integrator and delta over the walked level's
+    sigma (sigma / sqrt(m0) for a CLMC walk on ybar_m0)."""
     from replication.report.drift import COLUMNS, drift_table
 
     results = Path(__file__).resolve().parent.parent / "results"
@@ -475,7 +476,9 @@ def test_drift_table_reads_every_recorded_measurement():
             continue
         last = f["rows"][-1]["class_shares"]
         want = f"{last[5] + last[7] + last[9]:.2f} (± "
-        row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{f['walk']['delta']:g}")
+        m0 = f["config"]["chain"].get("clmc_start_level", 1) if f.get("sampler") == "clmc" else 1
+        delta = f["walk"]["delta"] / (f["config"]["model"]["sigma"] / math.sqrt(m0))
+        row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{delta:g}")
                  & df[COLUMNS[5]].str.contains(want, regex=False)]
         assert len(row) == 1
 
