@@ -59,7 +59,7 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
         m0 = c.get("clmc_start_level", 1) if sampler == "clmc" else 1
         s_walk = m["sigma"] / math.sqrt(m0)  # the walked density's noise level: δ is a fraction of it
         label = f"σ {m['sigma']:g}, M {m['M']}" + (f", {param}" if param != "mdae" else "") + (
-            f", CLMC (K {c['clmc_inner_steps']}" + (f", walk on ybar_{m0})" if m0 > 1 else ")") if sampler == "clmc" else "")
+            f", CLMC K {c['clmc_inner_steps']}" + (f", walks ȳ_{m0}" if m0 > 1 else "") if sampler == "clmc" else "")
         same = (label, w["integrator"], round(w["delta"] / s_walk, 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
             label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", f"{count(n)} × {count(last['step'])}",

@@ -168,8 +168,8 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
     df = walk_table(records)
     drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
     drift_lines = ["", f"Chains started in the typical set (`python replicate.py --drift`, `results/drift/`, "
-                   "one row per measurement): K chains from noised test images, one walk and sampler (CLMC walks y_1 "
-                   f"or ȳ_m0, docs/method.md §6.1); {WALK_GROUP} share (binomial SE), mean pixel and FD_classifier of "
+                   "one row per measurement): K chains from noised test images, one walk and sampler; "
+                   f"{WALK_GROUP} share (binomial SE), mean pixel and FD_classifier of "
                    "the jumps at the start, halfway and the end; "
                    "r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u (Gaussian values: docs/method.md Eq. 17, 21).", "",
                    to_markdown(drift)] if len(drift) else []
@@ -197,7 +197,8 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
               if k in (r.get("figures") or {})]  # the CLMC chain's; the others' are in the appendix
     return ["Per chain, scored alike (docs/statistics.md): CLMC (docs/method.md §6) beside the recipe's plain walk-jump "
             f"chains (BAOAB, δ = σ/4, ≥ {PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' (a CLMC jump: "
-            "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations.", "", to_markdown(df)] + (
+            "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations; from exact "
+            "starts: the drift table above.", "", to_markdown(df)] + (
         ["", "The denoiser at each level, E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images, beside the fixed-M models "
          "(`--table fashion-mnist-M`):", "", to_markdown(levels)] if len(levels := level_table(records)) else []) + (
         ["", "CLMC samples (grid, last 20 jumps, class shares in 20 windows):", "", "<br>".join(images)] if images else [])
