@@ -233,7 +233,11 @@ def test_local_cancel(tmp_path, job_env):
     while (st := ledger.job_states(tmp_path)["sleep"]).state == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert st.state == "failed" and "gone" in st.detail
-    assert not any(processes.pid_alive(p) for p in [int(job.job_id), *workers])
+    family = [int(job.job_id), *workers]  # SIGKILLed by cancel_local; the kernel takes a moment to end them when loaded
+    deadline = time.monotonic() + 10
+    while any(processes.pid_alive(p) for p in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(processes.pid_alive(p) for p in family)
 
 
 @pytest.mark.slow
