@@ -478,7 +478,10 @@ def test_drift_table_reads_every_recorded_measurement():
         want = f"{last[5] + last[7] + last[9]:.2f} (± "
         m0 = f["config"]["chain"].get("clmc_start_level", 1) if f.get("sampler") == "clmc" else 1
         delta = f["walk"]["delta"] / (f["config"]["model"]["sigma"] / math.sqrt(m0))
-        row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{delta:g}")
+        from replication.report.tables import count
+
+        steps = f"{count(f['n_chains'])} × {count(f['rows'][-1]['step'])}"
+        row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{delta:g}") & (df[COLUMNS[4]] == steps)
                  & df[COLUMNS[5]].str.contains(want, regex=False)]
         assert len(row) == 1
 

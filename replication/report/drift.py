@@ -19,8 +19,7 @@ from ..data.registry import CLASS_GROUPS
 from .tables import count
 
 COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains × steps", "footwear: start → half → end (± SE)",
-           "mean pixel: start → end (data)", "FD classifier: start → end (start images vs held-out)", "r, v_var at the end",
-           "wall"]
+           "mean pixel: start → end (data)", "FD classifier: start → end (start images)", "r, v_var at the end"]
 
 
 def _walk(r: dict) -> dict:
@@ -58,14 +57,14 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
         c, param = cfg["chain"], m.get("parametrization", "mdae")
         m0 = c.get("clmc_start_level", 1) if sampler == "clmc" else 1
         s_walk = m["sigma"] / math.sqrt(m0)  # the walked density's noise level: δ is a fraction of it
-        label = f"σ {m['sigma']:g}, M {m['M']}" + (f", {param}" if param != "mdae" else "") + (
+        label = f"σ {m['sigma']:g}, M {m['M']}" + (f", {param} {count(cfg['train']['steps'])}" if param != "mdae" else "") + (
             f", CLMC K {c['clmc_inner_steps']}" + (f", walks ȳ_{m0}" if m0 > 1 else "") if sampler == "clmc" else "")
         same = (label, w["integrator"], round(w["delta"] / s_walk, 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
             label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", f"{count(n)} × {count(last['step'])}",
             foot, f"{first['mean_pixel']:.3f} → {last['mean_pixel']:.3f} ({cal.get('mean_pixel_data', float('nan')):.3f})",
             f"{first['FD_classifier']:.0f} → {last['FD_classifier']:.0f} ({cal.get('FD_classifier_real', float('nan')):.0f})",
-            rv, f"{r['wall_s']:.0f} s", same, "walk" in r])))
+            rv, same, "walk" in r])))
     # a measurement repeated with the class shares (same model, walk, chains and steps) replaces the older file's row
     df = pd.DataFrame(rows, columns=COLUMNS + ["_same", "_new"]).sort_values("_new", kind="stable")
     df = df.drop_duplicates("_same", keep="last")[COLUMNS]

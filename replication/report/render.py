@@ -168,10 +168,10 @@ def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
     df = walk_table(records)
     drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
     drift_lines = ["", f"Chains started in the typical set (`python replicate.py --drift`, `results/drift/`, "
-                   "one row per measurement): K chains from noised test images, one walk and sampler; "
+                   "one row each): K chains from noised test images, one walk and sampler; "
                    f"{WALK_GROUP} share (binomial SE), mean pixel and FD_classifier of "
                    "the jumps at the start, halfway and the end; "
-                   "r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u (Gaussian values: docs/method.md Eq. 17, 21).", "",
+                   "r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u (docs/method.md Eq. 17, 21).", "",
                    to_markdown(drift)] if len(drift) else []
     if not len(df):
         return drift_lines[1:]
