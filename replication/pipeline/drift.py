@@ -61,7 +61,7 @@ def measure_drift(e: experiments.Experiment, model_path: Path, classifier_path: 
 
     def row(step: int, y: torch.Tensor, v: torch.Tensor, x_hat: torch.Tensor) -> dict:
         with torch.no_grad() if autograd else torch.inference_mode():
-            r = float((sigma**2 * score(y)).pow(2).mean() / sigma**2)  # sigma^2 score = x_hat - y
+            r = float(sigma**2 * score(y).pow(2).mean())  # |x_hat - y|^2 / sigma^2, as sigma^2 score = x_hat - y
         x_hat = x_hat.clamp(0, 1)
         return {"step": step, "mean_pixel": float(x_hat.mean()),
                 "class_shares": class_histogram(predict(clf, x_hat).numpy(), 10).round(4).tolist(),

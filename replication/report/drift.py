@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.registry import CLASS_GROUPS
+from ..runs import experiments
 from .tables import count
 
 COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains × steps", "footwear: start → half → end (± SE)",
@@ -54,11 +55,11 @@ def drift_table(results_dir: Path, dataset: str = "fashion-mnist", group: str = 
         cal = r.get("calibration") or {}
         rv = f"{last['r']:.3f}, {last['v_var']:.3f}" if "r" in last else "—"
         sampler = r.get("sampler", "walk_jump")  # recorded since CLMC; older measurements walked the walk-jump chain
-        c, param = cfg["chain"], m.get("parametrization", "mdae")
-        m0 = c.get("clmc_start_level", 1) if sampler == "clmc" else 1
-        s_walk = m["sigma"] / math.sqrt(m0)  # the walked density's noise level: δ is a fraction of it
+        e = experiments.from_dict(cfg)
+        c, param, m0 = e.chain, e.model.parametrization, e.chain.clmc_start_level
+        s_walk = e.walk_sigma  # the walked density's noise level: δ is a fraction of it
         label = f"σ {m['sigma']:g}, M {m['M']}" + (f", {param} {count(cfg['train']['steps'])}" if param != "mdae" else "") + (
-            f", CLMC K {c['clmc_inner_steps']}" + (f", walks ȳ_{m0}" if m0 > 1 else "") if sampler == "clmc" else "")
+            f", CLMC K {c.clmc_inner_steps}" + (f", walks ȳ_{m0}" if m0 > 1 else "") if sampler == "clmc" else "")
         same = (label, w["integrator"], round(w["delta"] / s_walk, 9), w["gamma"], n, last["step"])
         rows.append(dict(zip(COLUMNS + ["_same", "_new"], [
             label, w["integrator"], f"{w['delta'] / s_walk:g}", f"{w['gamma']:g}", f"{count(n)} × {count(last['step'])}",
