@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from replication.claims.chains import ExactMDensity, ring_prior
+from replication.claims.clmc import clmc_configs
 from replication.core.mnm import GaussianMNM
 from replication.claims.profiles import SIZES, SWEEPS, sizes
 from replication.claims.run import run_all
@@ -222,3 +223,20 @@ def test_sweep_claims_are_the_papers_written_once():
     for sweep in SWEEPS:
         record = json.loads((REPO_ROOT / "results" / "records" / f"claims_toy_{sweep}.json").read_text())
         assert record["claim"] == CLAIMS[sweep]
+
+
+@pytest.mark.slow
+def test_clmc_rows_sweep_the_outer_level_at_fixed_sigma_eff(quick):
+    """The CLMC sweep walks y_1 at sigma = sigma_eff sqrt(M) for each M of cl_Ms (where the outer walk's smoothing
+    starts to pay); the rows recorded before the M = 2 and 8 levels were added keep their (sigma, M) and so their
+    seeds; the smoke run has one row per sampler and configuration."""
+    p = sizes("quick")
+    cfgs = clmc_configs(p)
+    assert [(c["sigma_eff"], c["M"]) for c in cfgs] == [(se, M) for se in p.sigma_effs for M in p.cl_Ms]
+    assert all(math.isclose(c["sigma"], c["sigma_eff"] * math.sqrt(c["M"])) for c in cfgs)
+    assert {(0.5, 1.0, 4), (0.5, 2.0, 16), (0.25, 0.5, 4), (0.25, 1.0, 16)} <= {
+        (c["sigma_eff"], c["sigma"], c["M"]) for c in cfgs}
+    out, _ = quick
+    df = pd.read_csv(out / "tables" / "claims_toy_clmc_smoke.csv")
+    assert sorted(zip(df["sigma"], df["M"], df["sampler"])) == sorted(
+        (c["sigma"], c["M"], s) for c in clmc_configs(SMOKE) for s in ("walk-jump", "clmc"))

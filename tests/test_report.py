@@ -464,7 +464,7 @@ def test_integrators_sweep_summary():
 def test_drift_table_reads_every_recorded_measurement():
     """report/drift.py: one row per results/drift file of the dataset, the footwear share at the end from the
     file's class shares (none in files that predate them), the walk's integrator and delta over the walked level's
-    sigma (sigma / sqrt(m0) for a CLMC walk on ybar_m0)."""
+    sigma (sigma / sqrt(m0) for a CLMC walk on ybar_m0); it is in the appendix, and the front page points to it."""
     from replication.report.drift import COLUMNS, drift_table
 
     results = Path(__file__).resolve().parent.parent / "results"
@@ -484,6 +484,10 @@ def test_drift_table_reads_every_recorded_measurement():
         row = df[(df["integrator"] == f["walk"]["integrator"]) & (df["δ/σ"] == f"{delta:g}") & (df[COLUMNS[4]] == steps)
                  & df[COLUMNS[5]].str.contains(want, regex=False)]
         assert len(row) == 1
+    # The table lives in the appendix; the front page points to it (its byte budget).
+    text, appendix = (results.parent / "REPORT.md").read_text(), (results / "APPENDIX.md").read_text()
+    assert "\n## drift\n" in appendix and report_tables.to_markdown(df) in appendix
+    assert "APPENDIX.md#drift" in text and COLUMNS[5] not in text
 
 
 def test_metric_names_are_the_ones_the_committed_records_hold():

@@ -1,7 +1,7 @@
 """The toy-claims study's fifth sweep (beyond the paper): the chain of log-concave Markov chains against the plain
 walk-jump at equal score evaluations, with the exact denoiser at every level (docs/method.md §6).
 
-For each sigma_eff of the smoothing sweep and each sigma > sigma_eff with M = (sigma / sigma_eff)^2 <= cl_max_M, both
+For each sigma_eff of the smoothing sweep and each M of cl_Ms (sigma = sigma_eff sqrt(M)), both
 samplers run `sm_chains` independent chains (one generator each) on the ring mixture, each chain spending the same
 number of score evaluations as the smoothing sweep's chains (sm_steps walk steps and a jump every sm_jump_every):
 the plain walk-jump on the joint M-density, and CLMC (its outer walk on y_1 at sigma, inner walks on y_2..y_M). Both
@@ -31,13 +31,9 @@ from .profiles import Profile
 
 
 def clmc_configs(p: Profile) -> list[dict]:
-    out = []
-    for se in p.sigma_effs:
-        for sigma in p.sigmas:
-            M = round((sigma / se) ** 2)
-            if sigma > se and abs(math.sqrt(M) * se - sigma) < 1e-9 and M <= p.cl_max_M:
-                out.append({"sigma_eff": se, "sigma": sigma, "M": M})
-    return out
+    """Per sigma_eff of the smoothing sweep, the outer level sigma = sigma_eff sqrt(M) for M in cl_Ms: at M = 1 CLMC
+    is the plain walk at sigma_eff, so the rows show from which sigma on the outer walk's smoothing pays."""
+    return [{"sigma_eff": se, "sigma": se * math.sqrt(M), "M": M} for se in p.sigma_effs for M in p.cl_Ms]
 
 
 def _rows_of(jumps: np.ndarray, prior: GaussianMixture, evals: int, exact: np.ndarray, tv_iid: list[float]) -> dict:

@@ -85,7 +85,7 @@ class Profile:
     in_burn_in: int = 1000
     in_jump_every: int = 10
     # clmc (the chain's sizes are the smoothing sweep's; the inner walks are chain.clmc_inner_*)
-    cl_max_M: int = 16
+    cl_Ms: tuple[int, ...] = (2, 4, 8, 16)  # per sigma_eff, sigma = sigma_eff sqrt(M): where CLMC starts to help
     cl_inner_chains: int = 400  # the inner-walk trace: chains (one batch), steps per level
     cl_inner_trace_steps: int = 16
 
@@ -121,7 +121,7 @@ def _smoke() -> Profile:
     train = replace(toy_experiment("smoke").train, batch_size=256, warmup_steps=3)
     return Profile("smoke", train, 16, Ms=(1, 4, 16), mc_n=20_000, n_eval=200, parametrizations=("mdae",), lm_chains=4,
                    lm_burn_in=100, lm_jump_every=10, sigma_effs=(0.5,), sigmas=(0.5, 1.0, 2.0), sm_chains=8,
-                   sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False, cl_inner_chains=50,
+                   sm_steps=1200, sm_burn_in=200, sm_jump_every=10, sm_controls=False, cl_Ms=(4, 16), cl_inner_chains=50,
                    st_steps=1500, st_learned=True, in_deltas=(0.5, 1.5), in_chains=8, in_steps=600, in_burn_in=100)
 
 

@@ -10,9 +10,11 @@ import pandas as pd
 
 from ..data.storage import atomic_write_bytes
 from ..runs import experiments
+from .drift import CAPTION as DRIFT_CAPTION
+from .drift import drift_table
 from .figures import FEATURED_MIN_STEPS, other_sample_lines, same_runs
 from .figures import link as _link
-from .headline import dedup
+from .headline import WALK_DATASET, WALK_GROUP, dedup
 from .tables import (chain_statistics, code_version, config_hash, duration, ess_text, hardware, pm, shares_text,
                      to_markdown)
 
@@ -116,6 +118,9 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
                 lines += ["Samples of the runs whose samples REPORT.md does not show (it shows, per experiment and "
                           f"profile, the longest chain of at least {FEATURED_MIN_STEPS:,} walk steps):", "",
                           *samples, ""]
+    drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
+    if len(drift):
+        lines += ["## drift", "", DRIFT_CAPTION.format(group=WALK_GROUP), "", to_markdown(drift), ""]
     claims = [r for r in records if r["table"] == "claims"]
     if claims:
         lines += ["## claims", "", "The toy claim sweeps (`python -m replication.claims toy`): full rows per sweep.", ""]

@@ -19,6 +19,10 @@ from ..data.registry import CLASS_GROUPS
 from ..runs import experiments
 from .tables import count
 
+CAPTION = ("Chains started in the typical set (`python replicate.py --drift`, `results/drift/`, one row each): K chains "
+           "from noised test images, one walk and sampler; {group} share (binomial SE), mean pixel and FD_classifier "
+           "of the jumps at the start, halfway and the end; r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u "
+           "(docs/method.md Eq. 17, 21).")
 COLUMNS = ["model (σ, M)", "integrator", "δ/σ", "γ", "chains × steps", "footwear: start → half → end (± SE)",
            "mean pixel: start → end (data)", "FD classifier: start → end (start images)", "r, v_var at the end"]
 

@@ -163,16 +163,14 @@ def _summary_figures(table: str, records: list[dict], results_dir: Path, make: b
     return out
 
 
-def _walk_lines(records: list[dict], results_dir: Path) -> list[str]:
-    """The walk's bias (headline.walk_table) with its caption, then the drift table (report/drift.py); [] without a row."""
+def _walk_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
+    """The walk's bias (headline.walk_table) with its caption, then a pointer to the drift table (report/drift.py),
+    which the appendix holds (the front page's byte budget); [] without a row."""
     df = walk_table(records)
-    drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
-    drift_lines = ["", f"Chains started in the typical set (`python replicate.py --drift`, `results/drift/`, "
-                   "one row each): K chains from noised test images, one walk and sampler; "
-                   f"{WALK_GROUP} share (binomial SE), mean pixel and FD_classifier of "
-                   "the jumps at the start, halfway and the end; "
-                   "r = mean |y_m − x̂_m|²/(dσ²), v_var = mean v²/u (docs/method.md Eq. 17, 21).", "",
-                   to_markdown(drift)] if len(drift) else []
+    n_drift = len(drift_table(results_dir, WALK_DATASET, WALK_GROUP))
+    drift_lines = ["", f"Chains started in the typical set (`python replicate.py --drift`, {n_drift} measurements in "
+                   f"`results/drift/`): the [drift table]({_link(results_dir / 'APPENDIX.md', out_dir)}#drift) of "
+                   "the appendix."] if n_drift else []
     if not len(df):
         return drift_lines[1:]
     toy = (f" The toy sweep `integrators` in [the claims section](#{anchor('claims')}) measures the same bias with the "
@@ -198,7 +196,7 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
     return ["Per chain, scored alike (docs/statistics.md): CLMC (docs/method.md §6) beside the recipe's plain walk-jump "
             f"chains (BAOAB, δ = σ/4, ≥ {PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' (a CLMC jump: "
             "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations; from exact "
-            "starts: the drift table above.", "", to_markdown(df)] + (
+            f"starts: the [drift table]({_link(results_dir / 'APPENDIX.md', out_dir)}#drift).", "", to_markdown(df)] + (
         ["", "The denoiser at each level, E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images, beside the fixed-M models "
          "(`--table fashion-mnist-M`):", "", to_markdown(levels)] if len(levels := level_table(records)) else []) + (
         ["", "CLMC samples (grid, last 20 jumps, class shares in 20 windows):", "", "<br>".join(images)] if images else [])
@@ -319,7 +317,7 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         aliases = {run: f"`{e}` in [{t0}](#{anchor(t0)})" for run, (e, t0) in same.items() if run in runs}
         shown = by_table[t] + _beside(t, records, by_table[t])
         lines += _table_section(t, shown, results_dir, out_dir, _summary_figures(t, shown, results_dir, figures), aliases,
-                                _walk_lines(records, results_dir) if t == WALK_DATASET else [], seen,
+                                _walk_lines(records, results_dir, out_dir) if t == WALK_DATASET else [], seen,
                                 _clmc_lines(records, results_dir, out_dir) if t == CLMC_TABLE else [])
     lines += _claims_section([r for r in records if r["table"] == "claims"], results_dir, out_dir)
     other = sorted({r["run"] for r in records if r["table"] not in experiments.tables() + ("claims",)})
