@@ -25,6 +25,7 @@ import torch
 from replication.evaluation import images as sample_images
 from replication.evaluation import metric_names as mn
 from replication.report import appendix as report_appendix
+from replication.report import clmc as report_clmc
 from replication.report import figures as report_figures
 from replication.report import headline as report_headline
 from replication.report import render, scoreboard
@@ -506,3 +507,28 @@ def test_metric_names_are_the_ones_the_committed_records_hold():
         assert mn.calibration(metric, point) == name
     assert mn.calibration_point(mn.MEAN_PIXEL_DATA) is None and mn.thinned(mn.FD_CLASSIFIER, 50) == "FD_classifier (50 thinned)"
 
+
+def test_clmc_tables_are_the_recorded_chains():
+    """report/clmc.py on the committed records: the side-by-side table holds the longest chain of each trained model
+    and sampler of the clmc table, its score evaluations the chain's own count; the figures shown are the longest CLMC chain's; one level row per trained levels model."""
+    records = report_tables.read_records(REPO / "results/records")
+    own = [r for r in report_headline.dedup(records)[0] if r["table"] == report_clmc.CLMC_TABLE]
+    df = report_clmc.clmc_table(records).set_index("run")
+    shown = report_clmc.featured(records)
+    clmc = [r for r in own if r["config"]["chain"]["sampler"] == "clmc"]
+    assert shown["chain"]["steps"] == max(r["chain"]["steps"] for r in clmc)
+    for r in own:  # the longest chain of each trained model and sampler
+        longest = max(q["chain"]["steps"] for q in own if q["train"]["steps"] == r["train"]["steps"]
+                      and q["config"]["chain"].get("sampler") == r["config"]["chain"].get("sampler"))
+        assert (report_tables.config_hash(r) in df.index) == (r["chain"]["steps"] == longest)
+        if r["chain"]["steps"] == longest and r["chain"].get("score_evals"):
+            assert df.loc[report_tables.config_hash(r), "score evals"] == report_tables.count(r["chain"]["score_evals"])
+    assert f"CLMC samples of {report_tables.config_hash(shown)}" in (REPO / "REPORT.md").read_text()
+    models = report_clmc.level_table(records)["model"]
+    assert models.str.startswith("ybar-levels").sum() == len({r["train"]["steps"] for r in own})
+    # the table's scale line: one entry per trained model, its chain lengths listed once each
+    scale = report_headline.runs_scale(own)
+    assert scale.count("parameters,") == len({r["train"]["steps"] for r in own})
+    for steps in {r["train"]["steps"] for r in own}:
+        chains = sorted({r["chain"]["steps"] for r in own if r["train"]["steps"] == steps})
+        assert f"{report_tables.count(steps)} training steps, chains of {', '.join(map(report_tables.count, chains))}" in scale

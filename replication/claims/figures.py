@@ -116,9 +116,11 @@ def figure_clmc(df, path: Path) -> None:
     (sigma_eff, sigma, M); the i.i.d. TV of the same jump count as a tick."""
     plt = pyplot()
     df = df[df["sampler"].isin(["walk-jump", "clmc"])]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    labels = [f"se={r.sigma_eff:g}\nsigma={r.sigma:g} M={r.M}" for r in df[df.sampler == "clmc"].itertuples()]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    rows = list(df[df.sampler == "clmc"].itertuples())
+    labels = [f"{r.M}\n{r.sigma:.2g}\n{r.sigma_eff:g}" for r in rows]
     x = np.arange(len(labels))
+    splits = [i - 0.45 for i in range(1, len(rows)) if rows[i].sigma_eff != rows[i - 1].sigma_eff]
     for i, (name, sub) in enumerate(df.groupby("sampler", sort=False)):
         axes[0].errorbar(x + 0.1 * i, sub["switches_per_1e4_evals"], yerr=2 * sub["switches_per_1e4_evals_se"], fmt="o",
                          ms=3, capsize=2, label=name)
@@ -129,8 +131,12 @@ def figure_clmc(df, path: Path) -> None:
     axes[1].set(ylabel="per-chain mode TV (tick: i.i.d.)")
     for ax in axes:
         ax.set_xticks(x, labels, fontsize=6)
+        ax.set_xlabel("M / sigma / sigma_eff", fontsize=7)
+        for s in splits:
+            ax.axvline(s, color="0.7", lw=0.8, ls="--")
     axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle("Toy (ring8), exact denoiser: CLMC vs walk-jump at equal score evaluations", fontsize=9)
+    fig.suptitle("Toy (ring8), exact denoiser: CLMC vs walk-jump at equal score evaluations, sigma = sigma_eff sqrt(M)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -29,9 +29,11 @@ METRIC_COLUMNS = {
     "on_manifold_fraction|": "on manifold", "energy_distance|": "energy distance",
     "FD_test-proj16 (NOT FID)|legacy_tensorflow": "FD test-proj16 (NOT FID)",
 }
-# Stated elsewhere (the samples paragraph, the appendix CSV) rather than as columns.
+# Not columns: the classifier's accuracy is stated once in the notes; the per-run context (the top class column
+# names the top class and its share) is in tables/<table>.csv.
 CONTEXT_METRICS = (mn.CLASSIFIER_ACCURACY, mn.thinned(mn.CLASS_COVERAGE), mn.TOP_CLASS_SHARE,
                    mn.thinned(mn.TOP_CLASS_SHARE))
+NOTED_CONTEXT = (mn.CLASSIFIER_ACCURACY,)
 # In the records and the CSV only: the first/last-10% windows and the window TV that rule 2 replaced, and the
 # chain statistics, which get their own columns (value ± MCSE with the ESS) below.
 CSV_ONLY = ("mean_pixel[first 10% of jumps]", "mean_pixel[last 10% of jumps]",
@@ -82,8 +84,9 @@ def differences(records: list[dict], walk: bool = False) -> list[str]:
     for (exp, profile), rs in groups.items():
         if len(rs) < 2:
             continue
-        flats = [{k: v for k, v in _flat(r.get("config") or {}).items()
-                  if k.split(".")[0] in ("model", "train", "chain", "score")} for r in rs]
+        later = {f"{section}.{name}": default for section, name, default in experiments.ADDED_LATER}
+        flats = [{**later, **{k: v for k, v in _flat(r.get("config") or {}).items()  # older records: the defaults
+                              if k.split(".")[0] in ("model", "train", "chain", "score")}} for r in rs]
         keys = sorted({k for f in flats for k in f if len({repr(g.get(k)) for g in flats}) > 1})
         show = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else text(v) or "?"  # noqa: E731
         listed = [k for k in keys if not (walk and k in WALK_KEYS)]
@@ -117,13 +120,14 @@ def runs_scale(records: list[dict]) -> str:
     """The scale of the runs of a table: parameters, training steps, chain steps, per profile."""
     groups: dict[tuple, list] = {}
     for r in records:
-        t, c = r.get("train") or {}, r.get("chain") or {}
-        groups.setdefault((r["profile"], count(t.get("steps")), count(c.get("steps"))), []).append(t.get("n_params"))
+        t = r.get("train") or {}
+        groups.setdefault((r["profile"], t.get("steps") or 0), []).append(r)
     out = []
-    for (profile, steps, chain), params in sorted(groups.items(), key=lambda kv: (profile_rank(kv[0][0]), kv[0])):
-        known = sorted(p for p in params if isinstance(p, (int, float)))
+    for (profile, steps), rs in sorted(groups.items(), key=lambda kv: (profile_rank(kv[0][0]), kv[0])):
+        known = sorted(p for r in rs if isinstance(p := (r.get("train") or {}).get("n_params"), (int, float)))
         span = "?" if not known else count(known[0]) if count(known[0]) == count(known[-1]) else f"{count(known[0])}–{count(known[-1])}"
-        out.append(f"{span} parameters, {steps} training steps, chains of {chain} steps ({profile})")
+        chains = ", ".join(count(c) for c in sorted({(r.get("chain") or {}).get("steps") or 0 for r in rs}))
+        out.append(f"{span} parameters, {count(steps or None)} training steps, chains of {chains} steps ({profile})")
     return "; ".join(out)
 
 
@@ -237,7 +241,7 @@ def calibration_notes(records: list[dict], table: str) -> list[str]:
             vals.append(" / ".join(f"{v:.4g}" for v in distinct) + at)
         cp = mn.calibration_point(name)  # others (mean_pixel[data: test images]) lose their "]" as they always have
         lines.append(f"{f'{cp[0]} of {cp[1]}' if cp else name.rstrip(']')}: {', '.join(vals)}")
-    for name in CONTEXT_METRICS:
+    for name in NOTED_CONTEXT:
         vals = sorted({float(v) for v in df[(df["metric"] == name) & (df["status"] == "ok")]["value"]})
         if vals:
             lines.append(f"{name.replace('_', ' ')}: {', '.join(f'{v:.4g}' for v in vals)}")

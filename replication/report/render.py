@@ -27,7 +27,8 @@ from ..data.storage import atomic_write_bytes
 from ..evaluation.traces import N_WINDOWS
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
-from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_records, clmc_table, level_table
+from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_table, level_table
+from .clmc import featured as featured_clmc
 from .drift import drift_table
 from .figures import (FEATURED_MIN_STEPS, SAMPLE_FIGURES, chain_diagnostics, featured, image, loss_curve,
                       metric_vs_samples, same_runs, sample_lines)
@@ -190,23 +191,24 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
     df = clmc_table(records)
     if not len(df):
         return []
-    own = [r for r in clmc_records(records) if r["table"] == CLMC_TABLE]
-    images = [image(figure_path(results_dir, r["figures"][k]), k, out_dir) for r in own[:1] for k in SAMPLE_FIGURES
-              if k in (r.get("figures") or {})]  # the CLMC chain's; the others' are in the appendix
+    shown = featured_clmc(records)
+    images = [image(figure_path(results_dir, shown["figures"][k]), k, out_dir) for k in SAMPLE_FIGURES
+              if k in (shown or {}).get("figures", {})]  # the longest CLMC chain's; the others' are in the appendix
     return ["Per chain, scored alike (docs/statistics.md): CLMC (docs/method.md §6) beside the recipe's plain walk-jump "
             f"chains (BAOAB, δ = σ/4, ≥ {PLAIN_MIN_JUMPS:,} jumps). `score evals` = walk steps + the jumps' (a CLMC jump: "
             "1 + (M−1)(K+1)); `S / 10⁵ evals` = footwear↔clothing switches per 10⁵ evaluations; from exact "
             f"starts: the [drift table]({_link(results_dir / 'APPENDIX.md', out_dir)}#drift).", "", to_markdown(df)] + (
         ["", "The denoiser at each level, E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images, beside the fixed-M models "
          "(`--table fashion-mnist-M`):", "", to_markdown(levels)] if len(levels := level_table(records)) else []) + (
-        ["", "CLMC samples (grid, last 20 jumps, class shares in 20 windows):", "", "<br>".join(images)] if images else [])
+        ["", f"CLMC samples of {config_hash(shown)} (grid, last 20 jumps, class shares in 20 windows):", "",
+         "<br>".join(images)] if images else [])
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
                    aliases: dict[str, str], walk: list[str] = (), seen: set | None = None,
                    side: list[str] = ()) -> list[str]:
     """One table's section. A warning banner already shown in an earlier section (`seen`) is shortened to its
-    bold head (the report's byte budget, tests/test_report.py)."""
+    bold head, and calibration points stated earlier are not repeated (the report's byte budget, tests/test_report.py)."""
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
@@ -221,7 +223,11 @@ def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: 
     else:
         lines += ["_No run recorded and no paper number for this table._", ""]
     cal = calibration_notes(records, table)
-    notes = [f"Calibration points (at the runs' n): {'; '.join(cal)}."] * bool(cal) + not_computed_notes(records, table) + notes
+    new = [c for c in cal if ("calibration", c) not in seen]  # a point stated in an earlier section is not repeated
+    seen.update(("calibration", c) for c in cal)
+    said = f"Calibration points (at the runs' n){' not stated above' if len(new) < len(cal) else ''}: "
+    cal_line = [said + "; ".join(new) + "."] if new else ["Calibration points: as above."] * bool(cal)
+    notes = cal_line + not_computed_notes(records, table) + notes
     parts = (("Notes", [f"- {n}" for n in notes]), ("The walk's bias", list(walk)),
              ("Side by side at equal score evaluations", list(side)),
              ("What the paper reports", _paper_lines(table)), ("Not run, and why", _not_run_lines(table, records)),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrainSpec:
     """What to train: every field is part of an experiment's identity (runs/experiments.py `Experiment.key`; a field
-    added later enters its `_ADDED_LATER` so earlier runs keep their keys). How often to log and the time between
+    added later enters its `ADDED_LATER` so earlier runs keep their keys). How often to log and the time between
     checkpoints are `training.train`'s arguments; Adam's betas and eps are the paper's (`training.ADAM_BETAS`)."""
 
     steps: int = 1000
