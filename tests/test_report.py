@@ -510,7 +510,8 @@ def test_metric_names_are_the_ones_the_committed_records_hold():
 
 def test_clmc_tables_are_the_recorded_chains():
     """report/clmc.py on the committed records: the side-by-side table holds the longest chain of each trained model
-    and sampler of the clmc table, its score evaluations the chain's own count; the figures shown are the longest CLMC chain's; one level row per trained levels model."""
+    and sampler of the clmc table, its score evaluations the chain's own count; the figures shown are the longest CLMC
+    chain's; one level row per trained levels model; the scale line one entry per trained model."""
     records = report_tables.read_records(REPO / "results/records")
     own = [r for r in report_headline.dedup(records)[0] if r["table"] == report_clmc.CLMC_TABLE]
     df = report_clmc.clmc_table(records).set_index("run")

@@ -3,7 +3,8 @@ at sigma_eff = 0.25 and 0.5, per score evaluation.
 
 Rows: the longest chain per trained model and sampler of `--table fashion-mnist-clmc`, and the cpu recipe's plain
 walk-jump chains of the Fashion-MNIST tables with the same walk (BAOAB at delta = sigma/4) and at least
-PLAIN_MIN_JUMPS jumps with chain statistics. Score evaluations come from the record's config (pipeline.samplers.score_evals: a walk step each, plus the jumps')."""
+PLAIN_MIN_JUMPS jumps with chain statistics. Score evaluations come from the record's config
+(pipeline.samplers.score_evals: a walk step each, plus the jumps')."""
 
 from __future__ import annotations
 

@@ -244,10 +244,9 @@ CPU_RECIPE_TABLES = ("mnist", "fashion-mnist", "fashion-mnist-M", "fashion-mnist
 # 0.25: one chain crosses between footwear and clothing often enough to be judged (docs/deviations.md §4.10); its
 # id names the M it runs (fashion-mnist-mdae-1x4). The M = 16 model stays the fashion-mnist-M table's M16 row.
 CPU_RECIPE_M = {"fashion-mnist": 4}
-# The clmc table's cpu model (issue 20) is fine-tuned, in fp32, for 6,000 steps from the committed M = 16 recipe model
-# (train.init_from; core.schemes.YbarLevels.warm_start) instead of 15,000 bf16 steps from scratch: on the CPU it was
-# made on (no AVX512, so no bf16 hardware) bf16 ran about 5x slower than fp32, and fp32 about 1.2-2 s per step of 64.
-# 1,200 steps left the outer walk's score with a stationary law off the data (docs/deviations.md §4.12).
+# The clmc table's cpu model is fine-tuned in fp32 for 6,000 steps from the committed M = 16 recipe model (train.init_from,
+# YbarLevels.warm_start), not 15,000 bf16 steps from scratch: bf16 ran 5x slower than fp32 on the CPU without AVX512 it
+# was made on; 1,200 steps left the outer walk's score with a stationary law off the data (docs/deviations.md §4.12).
 CPU_TABLE_TRAIN = {"fashion-mnist-clmc": {"steps": 6000, "precision": "fp32", "lr": 3e-4, "warmup_steps": 100,
                                           "ckpt_every": 200, "init_from": "fashion-mnist-cpu-981c0caa"}}
 
