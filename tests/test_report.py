@@ -533,3 +533,16 @@ def test_clmc_tables_are_the_recorded_chains():
     for steps in {r["train"]["steps"] for r in own}:
         chains = sorted({r["chain"]["steps"] for r in own if r["train"]["steps"] == steps})
         assert f"{report_tables.count(steps)} training steps, chains of {', '.join(map(report_tables.count, chains))}" in scale
+
+
+def test_loss_figure_has_one_line_per_trained_model():
+    """The committed MUVB records: the 15,000-step model's two chains (z redrawn, z = mu) share one loss line labelled
+    with both run keys; the 1,500-step model has a line of its own."""
+    records = [r for r in report_headline.dedup(report_tables.read_records(REPO / "results/records"))[0]
+               if r["table"] == "fashion-mnist-schemes"]
+    lines = dict(report_figures.loss_lines(records))
+    trained = {(r["experiment"], r["train"]["final_loss"]) for r in records if r["train"].get("history")}
+    assert len(lines) == len(trained) == 2
+    shared = [label for label in lines if "213f9f1f" in label]
+    assert shared == ["fmnist-muvb-1x4 (cpu, 213f9f1f, 8dc59af2)"]
+    assert lines[shared[0]][-1, 0] == 15_000 and lines[shared[0]][-1, 1] == pytest.approx(20.537, abs=1e-3)

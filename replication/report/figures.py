@@ -41,18 +41,30 @@ def _save_fig(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _label(record: dict) -> str:
-    return f"{record['experiment']} ({record['profile']})"
+def _label(record: dict, runs: Iterable[str] | None = None) -> str:
+    """`experiment (profile, run keys)`: the record's own run key unless `runs` names the runs of one line."""
+    keys = ", ".join(run.rsplit("-", 1)[-1] for run in (runs if runs is not None else [record.get("run", "")]) if run)
+    return f"{record['experiment']} ({record['profile']}{', ' + keys if keys else ''})"
+
+
+def loss_lines(records: list[dict]) -> list[tuple[str, np.ndarray]]:
+    """(label, [[step, loss], ...]) per trained model, from `train.history`: runs that sample the same model (same
+    experiment, profile and history) share its line, labelled with their run keys."""
+    models: dict[tuple, list[dict]] = {}
+    for r in sorted(records, key=record_sort_key):
+        history = tuple(tuple(h[:2]) for h in (r.get("train") or {}).get("history") or [])
+        if history:
+            models.setdefault((r["experiment"], r["profile"], history), []).append(r)
+    return [(_label(runs[0], [r.get("run", "") for r in runs]), np.asarray(history, dtype=float))
+            for (*_, history), runs in models.items()]
 
 
 def loss_curve(records: list[dict], path: str | os.PathLike) -> Path:
-    """Training loss against step, one line per run (log scale), from `train.history`."""
+    """Training loss against step, one line per trained model (log scale): `loss_lines`."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for r in sorted(records, key=record_sort_key):
-        history = np.asarray([h[:2] for h in (r.get("train") or {}).get("history") or []], dtype=float)
-        if len(history):
-            ax.plot(history[:, 0], history[:, 1], label=_label(r))
+    for label, h in loss_lines(records):
+        ax.plot(h[:, 0], h[:, 1], label=label)
     ax.set(xlabel="training step", ylabel="loss", yscale="log", title="Training loss")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
