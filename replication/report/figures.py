@@ -16,7 +16,7 @@ from ..data.registry import CLASS_GROUPS
 from ..evaluation import chain_stats
 from ..evaluation.images import pyplot
 from ..runs import experiments, paper
-from .headline import dedup
+from .headline import dedup, train_key
 from .tables import (chain_statistics, class_shares, class_shares_pm, config_hash, figure_path, load_records, pm,
                      record_sort_key, shares_text, text, top_class)
 
@@ -48,15 +48,14 @@ def _label(record: dict, runs: Iterable[str] | None = None) -> str:
 
 
 def loss_lines(records: list[dict]) -> list[tuple[str, np.ndarray]]:
-    """(label, [[step, loss], ...]) per trained model, from `train.history`: runs that sample the same model (same
-    experiment, profile and history) share its line, labelled with their run keys."""
-    models: dict[tuple, list[dict]] = {}
+    """(label, [[step, loss], ...]) per trained model (headline.train_key), from `train.history`: the runs that
+    sample one model share its line, labelled with their run keys."""
+    models: dict[str, list[dict]] = {}
     for r in sorted(records, key=record_sort_key):
-        history = tuple(tuple(h[:2]) for h in (r.get("train") or {}).get("history") or [])
-        if history:
-            models.setdefault((r["experiment"], r["profile"], history), []).append(r)
-    return [(_label(runs[0], [r.get("run", "") for r in runs]), np.asarray(history, dtype=float))
-            for (*_, history), runs in models.items()]
+        if (r.get("train") or {}).get("history"):
+            models.setdefault(train_key(r), []).append(r)
+    return [(_label(runs[0], [r.get("run", "") for r in runs]),
+             np.asarray([h[:2] for h in runs[0]["train"]["history"]], dtype=float)) for runs in models.values()]
 
 
 def loss_curve(records: list[dict], path: str | os.PathLike) -> Path:

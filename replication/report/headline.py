@@ -302,7 +302,7 @@ def walk_records(records: list[dict]) -> list[dict]:
     return dedup([r for r in records if keep(r)])[0]
 
 
-def _train_key(r: dict) -> str:
+def train_key(r: dict) -> str:
     """The trained model's identity (its train stage key: ybar models of one sigma_eff share one), else its config."""
     try:
         return stage_key(experiments.from_dict(r["config"]), "train")
@@ -346,18 +346,18 @@ def walk_table(records: list[dict]) -> pd.DataFrame:
     models: dict[tuple, int] = {}
     for r in runs:
         sigma_m = (((r.get("config") or {}).get("model") or {}).get(k) for k in ("sigma", "M"))
-        models.setdefault((_train_key(r), *sigma_m), len(models))
+        models.setdefault((train_key(r), *sigma_m), len(models))
     first = {key[0]: i for key, i in sorted(models.items(), key=lambda kv: -kv[1])}  # a model's first appearance
     models = {key: (first[key[0]], key[1] if isinstance(key[1], (int, float)) else 0, i) for key, i in models.items()}
     labels: dict[str, set] = {}
     for r in runs:
-        labels.setdefault(_model_label(r), set()).add(_train_key(r))
+        labels.setdefault(_model_label(r), set()).add(train_key(r))
 
     def order(r: dict) -> tuple:
         c = (r.get("config") or {}).get("chain") or {}
         m = (r.get("config") or {}).get("model") or {}
         scheme = text(c.get("scheme"))
-        return (models[(_train_key(r), m.get("sigma"), m.get("M"))],
+        return (models[(train_key(r), m.get("sigma"), m.get("M"))],
                 list(INTEGRATORS).index(scheme) if scheme in INTEGRATORS else len(INTEGRATORS), scheme,
                 float(c.get("delta_over_sigma") or 0), float(c.get("gamma") or 0),
                 (r.get("chain") or {}).get("steps") or 0, config_hash(r))
@@ -365,7 +365,7 @@ def walk_table(records: list[dict]) -> pd.DataFrame:
     rows, previous = [], None
     for r in sorted(runs, key=order):
         c = (r.get("config") or {}).get("chain") or {}
-        label = _model_label(r) + (f" ({_train_key(r)[:8]})" if len(labels[_model_label(r)]) > 1 else "")
+        label = _model_label(r) + (f" ({train_key(r)[:8]})" if len(labels[_model_label(r)]) > 1 else "")
         parts = stats_parts(chain_statistics(r), WALK_GROUP)
         if not parts["share"] and class_shares(r):
             shares, names = dict(class_shares(r)), CLASS_NAMES.get(WALK_DATASET, ())
