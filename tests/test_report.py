@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 ONE_M_CHAIN = REPO / "results/records/fashion-mnist-mdae-1x16-quick-3c9d2324.json"  # the recorded 1M-step chain
-# 44 KB since the two MUVB tables (fashion-mnist-schemes, toy-schemes): the ten-more-runs test below had under 200
-# bytes left before them; 50 KB since the CLMC table (fashion-mnist-clmc, its side-by-side and per-level tables)
-MAX_BYTES, MAX_COLUMNS, SCOREBOARD_WITHIN = 50 * 1024, 12, 40
+# 44 KB (was 50 KB with the CLMC table): since the notes, samples and figures of the figures.APPENDIX_ONLY tables and
+# the toy claim sweeps' tables moved to the appendix, the committed page is 38 KB and the ten-more-runs test's 41 KB
+MAX_BYTES, MAX_COLUMNS, SCOREBOARD_WITHIN = 44 * 1024, 12, 40
 
 
 def _smooth_images(n: int, c: int, size: int, seed: int = 0) -> torch.Tensor:

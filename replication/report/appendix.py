@@ -1,6 +1,7 @@
 """results/APPENDIX.md: what the front page (REPORT.md) leaves out, per table: provenance, chain diagnostics,
-class shares, unverified settings, summary figures, the full tidy metrics (CSV) and the samples of the runs
-REPORT.md does not show (figures.featured); the toy claim tables; benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
+class shares, unverified settings, summary figures, the full tidy metrics (CSV), the samples of the runs
+REPORT.md does not show (figures.featured), the notes of the figures.APPENDIX_ONLY tables; the toy claim sweeps'
+tables and figures (render.claims_lines); benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pandas as pd
 
 from ..data.storage import atomic_write_bytes
 from ..runs import experiments
+from .claims import claims_lines
 from .drift import CAPTION as DRIFT_CAPTION
 from .drift import drift_table
-from .figures import FEATURED_MIN_STEPS, other_sample_lines, same_runs
+from .figures import APPENDIX_ONLY, FEATURED_MIN_STEPS, other_sample_lines, same_runs
 from .figures import link as _link
-from .headline import WALK_DATASET, WALK_GROUP, dedup
-from .tables import (chain_statistics, code_version, config_hash, duration, ess_text, hardware, pm, shares_text,
-                     to_markdown)
+from .headline import WALK_DATASET, WALK_GROUP, dedup, headline, table_notes
+from .tables import (chain_statistics, code_version, config_hash, duration, ess_text, hardware, pm, record_sort_key,
+                     shares_text, to_markdown)
 
 
 def provenance_rows(records: list[dict]) -> pd.DataFrame:
@@ -98,6 +100,8 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
         notes = [f"- `{e.id}`: {u}" for e in registry for u in e.unverified] + [f"- `{e.id}`: {e.notes}" for e in registry if e.notes]
         if notes:
             lines += ["Unverified settings and notes:", ""] + notes + [""]
+        if rs and t in APPENDIX_ONLY:  # the notes that REPORT.md leaves to the appendix for this table
+            lines += ["Notes:", ""] + [f"- {n}" for n in table_notes(rs, t, headline(rs, t)[1])] + [""]
         if rs:
             kept, dups = dedup(rs)
             lines += ["Provenance:", "", to_markdown(provenance_rows(rs)), "", "Chain diagnostics:", "",
@@ -115,7 +119,8 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
             samples = other_sample_lines(rs, {run: same[run] for run in same if run in {r["run"] for r in rs}},
                                          results_dir, results_dir)
             if samples:
-                lines += ["Samples of the runs whose samples REPORT.md does not show (it shows, per experiment and "
+                lines += ["Samples of every run (REPORT.md shows none of this table's):" if t in APPENDIX_ONLY else
+                          "Samples of the runs whose samples REPORT.md does not show (it shows, per experiment and "
                           f"profile, the longest chain of at least {FEATURED_MIN_STEPS:,} walk steps):", "",
                           *samples, ""]
     drift = drift_table(results_dir, WALK_DATASET, WALK_GROUP)
@@ -123,13 +128,8 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
         lines += ["## drift", "", DRIFT_CAPTION.format(group=WALK_GROUP), "", to_markdown(drift), ""]
     claims = [r for r in records if r["table"] == "claims"]
     if claims:
-        lines += ["## claims", "", "The toy claim sweeps (`python -m replication.claims toy`): full rows per sweep.", ""]
-        for r in claims:
-            files = sorted((results_dir / "tables").glob(f"{r['run']}*.csv"))
-            lines.append(f"- `{r['run']}` ({r.get('claim', '')}): "
-                         + ", ".join(f"[{p.name}]({_link(p, results_dir)})" for p in files)
-                         + f"; record [records/{r['run']}.json](records/{r['run']}.json)")
-        lines += [""]
+        lines += ["## claims", "", "The toy claim sweeps (`python replicate.py --claims toy`), listed on REPORT.md's "
+                  "front page with their verdicts in its scoreboard.", ""] + claims_lines(sorted(claims, key=record_sort_key), results_dir, results_dir)
     bench = sorted(p for p in (results_dir / "benchmarks").glob("*") if p.suffix in (".md", ".csv", ".png"))
     bench += sorted((results_dir / "figures").glob("benchmark*.png"))
     if bench:

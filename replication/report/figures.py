@@ -142,6 +142,10 @@ def chain_diagnostics(records: list[dict], path: str | os.PathLike) -> Path:
 SAMPLE_FIGURES = ("grid", "strip", "trace")  # the score stage's per-run figures, in display order (legend: top)
 DISPLAY_MIN_PX = 560  # small PNGs are shown upscaled (integer factor) to at least this width
 FEATURED_MIN_STEPS = 200_000  # the cpu profile's chain: shorter chains' samples go to the appendix
+# Tables whose notes, samples and summary figures only the appendix shows (REPORT.md keeps their headline table: its
+# five-minute budget); the walk's own table and the CLMC table keep theirs on the front page.
+APPENDIX_ONLY = frozenset({"fashion-mnist-levers", "fashion-mnist-M", "fashion-mnist-sigma", "fashion-mnist-schemes",
+                           "toy-schemes"})
 
 
 def link(path: Path, out_dir: Path) -> str:
@@ -182,9 +186,11 @@ def _rank(r: dict) -> tuple:
 def featured(records: list[dict], aliases: dict) -> set[str]:
     """The runs of one table whose samples REPORT.md shows: per profile, the longest chain of at least
     FEATURED_MIN_STEPS walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); never
-    a run shown in an earlier table."""
+    a run shown in an earlier table; none of an APPENDIX_ONLY table."""
     best: dict[tuple, dict] = {}
     for r in dedup(records)[0]:
+        if r["table"] in APPENDIX_ONLY:
+            continue
         steps = (r.get("chain") or {}).get("steps") or 0
         if r["run"] in aliases or not r.get("figures") or steps < FEATURED_MIN_STEPS:
             continue

@@ -380,3 +380,15 @@ def walk_table(records: list[dict]) -> pd.DataFrame:
             parts["verdict"]])))
         previous = label
     return pd.DataFrame(rows, columns=WALK_COLUMNS)
+
+
+def table_notes(records: list[dict], table: str, notes: list[str], seen: set | None = None) -> list[str]:
+    """A table's notes: its calibration points (those stated in an earlier section, `seen`, are not repeated), what
+    was not computed and why, then `notes` (headline's: the settings the rows differ in)."""
+    seen = set() if seen is None else seen
+    cal = calibration_notes(records, table)
+    new = [c for c in cal if ("calibration", c) not in seen]  # a point stated in an earlier section is not repeated
+    seen.update(("calibration", c) for c in cal)
+    said = f"Calibration points (at the runs' n){' not stated above' if len(new) < len(cal) else ''}: "
+    cal_line = [said + "; ".join(new) + "."] if new else ["Calibration points: as above."] * bool(cal)
+    return cal_line + not_computed_notes(records, table) + notes

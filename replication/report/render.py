@@ -8,9 +8,10 @@ output is deterministic, so `python replicate.py --report` regenerates REPORT.md
 
 REPORT.md: the claims scoreboard (scoreboard.py), the scale gap, then per table one headline table
 (headline.py) with its notes, samples and figures (the Fashion-MNIST section also the walk's bias table:
-headline.walk_table); the toy claim sweeps in compact form. Samples are shown for one run per experiment and
-profile (figures.featured), so the page does not grow by a block of images with each run; the others', the
-provenance, chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in
+headline.walk_table; the CLMC section its side-by-side and the toy CLMC sweep); the toy claim sweeps as a list.
+Samples are shown for one run per experiment and profile (figures.featured), so the page does not grow by a block
+of images with each run; the others', the notes, samples and figures of the figures.APPENDIX_ONLY tables, the toy
+sweeps' tables, the provenance, chain diagnostics, the full tidy metrics (CSV), benchmarks and the cost model are in
 results/APPENDIX.md.
 """
 
@@ -27,15 +28,16 @@ from ..data.storage import atomic_write_bytes
 from ..evaluation.traces import N_WINDOWS
 from ..runs import experiments, paper
 from ..runs.folders import REPO_ROOT
+from .claims import claims_lines
 from .clmc import CLMC_TABLE, PLAIN_MIN_JUMPS, clmc_table, level_table
 from .clmc import featured as featured_clmc
 from .drift import drift_table
-from .figures import (FEATURED_MIN_STEPS, SAMPLE_FIGURES, chain_diagnostics, featured, image, loss_curve,
+from .figures import (APPENDIX_ONLY, FEATURED_MIN_STEPS, SAMPLE_FIGURES, chain_diagnostics, featured, image, loss_curve,
                       metric_vs_samples, same_runs, sample_lines)
 from .figures import link as _link
-from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, calibration_notes, dedup, headline,
-                       not_computed_notes, paper_scale, runs_scale, walk_table)
-from .scoreboard import RULES, claim_record, claim_summary, scoreboard
+from .headline import (WALK_DATASET, WALK_GROUP, WALK_MIN_JUMPS, banners, dedup, headline, paper_scale, runs_scale,
+                       table_notes, walk_table)
+from .scoreboard import RULES, claim_record, scoreboard
 from .tables import (code_version, config_hash, count, figure_path, not_run_reason, profile_rank, read_records,
                      record_sort_key, to_markdown, write_tables)
 
@@ -174,7 +176,7 @@ def _walk_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
                    "the appendix."] if n_drift else []
     if not len(df):
         return drift_lines[1:]
-    toy = (f" The toy sweep `integrators` in [the claims section](#{anchor('claims')}) measures the same bias with the "
+    toy = (f" The toy sweep `integrators` in [the appendix]({_link(results_dir / 'APPENDIX.md', out_dir)}#claims) measures the same bias with the "
            "exact score." if claim_record(records, "integrators") else "")
     return [f"{WALK_GROUP.capitalize()} share of the jumps against the walk and the model, one row per recorded chain, "
             f"computed from its record: every chain of `--table {WALK_DATASET}` and the chains of at least "
@@ -201,14 +203,17 @@ def _clmc_lines(records: list[dict], results_dir: Path, out_dir: Path) -> list[s
         ["", "The denoiser at each level, E|x − x̂(ȳ_m; σ/√m)|² on 1,000 noised test images, beside the fixed-M models "
          "(`--table fashion-mnist-M`):", "", to_markdown(levels)] if len(levels := level_table(records)) else []) + (
         ["", f"CLMC samples of {config_hash(shown)} (grid, last 20 jumps, class shares in 20 windows):", "",
-         "<br>".join(images)] if images else [])
+         "<br>".join(images)] if images else []) + (
+        ["", "On the toy mixture, with the exact denoiser at every level and the exact answer:", ""]
+        + claims_lines([toy], results_dir, out_dir)[:-1] if (toy := claim_record(records, "clmc")) else [])
 
 
 def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: Path, figures: dict,
                    aliases: dict[str, str], walk: list[str] = (), seen: set | None = None,
                    side: list[str] = ()) -> list[str]:
     """One table's section. A warning banner already shown in an earlier section (`seen`) is shortened to its
-    bold head, and calibration points stated earlier are not repeated (the report's byte budget, tests/test_report.py)."""
+    bold head, and calibration points stated earlier are not repeated; an APPENDIX_ONLY table's notes, samples and
+    figures are left to the appendix (the report's byte budget, tests/test_report.py)."""
     lines = [f"## {heading(table)}", ""]
     kept = dedup(records)[0]
     lines += [f"Scale: the paper's recipe is {paper_scale(table) or 'not defined'}; "
@@ -222,45 +227,37 @@ def _table_section(table: str, records: list[dict], results_dir: Path, out_dir: 
         lines += [to_markdown(table_df, {"class switch rate": "{:.2f}"}), ""]
     else:
         lines += ["_No run recorded and no paper number for this table._", ""]
-    cal = calibration_notes(records, table)
-    new = [c for c in cal if ("calibration", c) not in seen]  # a point stated in an earlier section is not repeated
-    seen.update(("calibration", c) for c in cal)
-    said = f"Calibration points (at the runs' n){' not stated above' if len(new) < len(cal) else ''}: "
-    cal_line = [said + "; ".join(new) + "."] if new else ["Calibration points: as above."] * bool(cal)
-    notes = cal_line + not_computed_notes(records, table) + notes
+    brief = table in APPENDIX_ONLY and bool(kept)
+    notes = [] if brief else table_notes(records, table, notes, seen)
     parts = (("Notes", [f"- {n}" for n in notes]), ("The walk's bias", list(walk)),
              ("Side by side at equal score evaluations", list(side)),
              ("What the paper reports", _paper_lines(table)), ("Not run, and why", _not_run_lines(table, records)),
-             ("Samples", _sample_lines(records, results_dir, out_dir, aliases)))
+             ("Samples", [] if brief else _sample_lines(records, results_dir, out_dir, aliases)))
     for title, body in parts:
         if body:
             lines += [f"### {title}", ""] + body + [""]
-    if figures:
+    appendix = f"[appendix]({_link(results_dir / 'APPENDIX.md', out_dir)}#{table})"
+    if brief:
+        lines += [f"Notes (calibration points, the settings the rows differ in), samples, summary figures, provenance "
+                  f"and chain diagnostics: {appendix}.", ""]
+    elif figures:
         lines += ["Summary figures: " + ", ".join(f"[{n}]({_link(p, out_dir)})" for n, p in figures.items())
-                  + f"; provenance and chain diagnostics: [appendix]({_link(results_dir / 'APPENDIX.md', out_dir)}#{table}).", ""]
+                  + f"; provenance and chain diagnostics: {appendix}.", ""]
     return lines
 
 
 def _claims_section(records: list[dict], results_dir: Path, out_dir: Path) -> list[str]:
+    """The front page's list of the toy claim sweeps; their tables and figures are in the appendix (claims_lines)."""
     if not records:
         return []
-    lines = [f"## {CLAIMS_TITLE}", "",
-             "> **Beyond the paper:** a 2-D Gaussian mixture (ring of 8 modes) where the M-density, its score and the "
-             "Bayes jump are exact; regenerate with `python -m replication.claims toy`.", ""]
-    for r in records:
-        prov = r.get("provenance") or {}
-        lines += [f"### {r.get('claim', r['run'])}", "",
-                  f"Run `{r['run']}` (profile `{r['profile']}`, code `{code_version(prov.get('git_sha'), prov.get('git_dirty'))}`)."
-                  f" Full rows: " + ", ".join(f"[{p.name}]({_link(p, out_dir)})"
-                                              for p in sorted((results_dir / "tables").glob(f"{r['run']}*.csv"))) + ".", ""]
-        summary = claim_summary(r)
-        if summary is not None:
-            fmt = {c: "{:.3g}" for c in summary.columns} | {"M": "{:.0f}", "steps": "{:,.0f}"}
-            caption = summary.attrs.get("caption")
-            lines += ([caption, ""] if caption else []) + [to_markdown(summary, fmt), ""]
-        lines += [f"![{p.stem}]({_link(p, out_dir)})" for p in sorted((results_dir / "figures").glob(f"{r['run']}*.png"))]
-        lines += [""]
-    return lines
+    appendix = f"{_link(results_dir / 'APPENDIX.md', out_dir)}#claims"
+    return [f"## {CLAIMS_TITLE}", "",
+            "> **Beyond the paper:** a 2-D Gaussian mixture (ring of 8 modes) where the M-density, its score and the "
+            "Bayes jump are exact; regenerate with `python replicate.py --claims toy`. The scoreboard above gives "
+            f"each sweep's verdict; its summary table, figure and full rows are in the [appendix]({appendix}).", ""] + [
+        f"- {r.get('claim', r['run'])} (`{r['run']}`, profile `{r['profile']}`"
+        + (f"; in [{CLMC_TABLE}](#{anchor(CLMC_TABLE)})" if r is claim_record(records, "clmc") else "") + ")."
+        for r in records] + [""]
 
 
 def _beside(table: str, records: list[dict], own: list[dict]) -> list[dict]:
@@ -316,7 +313,8 @@ def render_report(records: list[dict], results_dir: Path, out_dir: Path, figures
         f"and (chains of at least 1,000 jumps) the class shares and mean pixel of the jumps in {N_WINDOWS} windows along the "
         f"chain; shown here for one run per profile of a table, its longest chain of at least "
         f"{FEATURED_MIN_STEPS:,} walk steps (of equally long ones: on the data by rule 2, else stable, else the newest); every other run's samples are in the "
-        "appendix, under its table.", ""]
+        "appendix, under its table. Of the tables " + ", ".join(f"`{t}`" for t in sorted(APPENDIX_ONLY)) + " this "
+        "page shows the headline table only: their notes, samples and figures are in the appendix.", ""]
     same, seen = same_runs(records), set()
     for t in experiments.tables():
         runs = {r["run"] for r in by_table[t]}
