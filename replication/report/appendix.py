@@ -1,7 +1,7 @@
 """results/APPENDIX.md: what the front page (REPORT.md) leaves out, per table: provenance, chain diagnostics,
 class shares, unverified settings, summary figures, the full tidy metrics (CSV), the samples of the runs
 REPORT.md does not show (figures.featured), the notes of the figures.APPENDIX_ONLY tables; the toy claim sweeps'
-tables and figures (render.claims_lines); benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
+tables and figures (claims.claims_lines); benchmarks and the cost model (linked). Also writes results/tables/provenance.csv and chains.csv."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ def render_appendix(records: list[dict], results_dir: Path, tables: bool = True)
     claims = [r for r in records if r["table"] == "claims"]
     if claims:
         lines += ["## claims", "", "The toy claim sweeps (`python replicate.py --claims toy`), listed on REPORT.md's "
-                  "front page with their verdicts in its scoreboard.", ""] + claims_lines(sorted(claims, key=record_sort_key), results_dir, results_dir)
+                  "front page with their verdicts in its scoreboard.", ""]
+        lines += claims_lines(sorted(claims, key=record_sort_key), results_dir, results_dir)
     bench = sorted(p for p in (results_dir / "benchmarks").glob("*") if p.suffix in (".md", ".csv", ".png"))
     bench += sorted((results_dir / "figures").glob("benchmark*.png"))
     if bench:
